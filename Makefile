@@ -1,0 +1,45 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed
+# from this repository's own files into .venv (Python) and ~/.cache/federator (control plane).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test unit integration lint controlplane bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Build (cached) the kube-apiserver, etcd, controllers and tools the tests and the demo run on.
+controlplane: $(STAMP)
+	$(BIN)/python -m federator.devcluster.build
+
+demo: controlplane
+	$(BIN)/federator demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check federator tests bench
+	$(BIN)/ruff format --check federator tests bench
+	$(BIN)/mypy federator
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -m 'not integration' tests
+
+integration: controlplane
+	$(BIN)/pytest -m integration tests
+
+## Everything CI runs: lint, unit and integration tests on the real control plane.
+test: lint controlplane
+	$(BIN)/pytest tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/compile.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

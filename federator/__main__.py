@@ -1,0 +1,5 @@
+"""`python -m federator` is the `federator` command."""
+
+from federator.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `federator` command line: thin argparse layers over the core and the shell."""

@@ -1,0 +1,185 @@
+"""The operator's settings: one nested, frozen dataclass tree (pure data, parsed from a mapping).
+
+Platform teams declare Kafka clusters once (Helm values -> ConfigMap -> this tree); applications
+only name them, so an Application can never choose an arbitrary namespace for a child (DESIGN §2).
+Reading the file and the environment is the shell's job (`federator.settings_file`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Any
+
+
+class TopicApiVersion(StrEnum):
+    """Which Strimzi API serves KafkaTopics; `auto` asks the API server (v1 when offline)."""
+
+    AUTO = "auto"
+    V1 = "v1"
+    V1BETA2 = "v1beta2"
+
+
+class FlinkOperator(StrEnum):
+    """The Flink operator a streamlet's child is written for."""
+
+    APACHE = "apache"  # flink.apache.org FlinkDeployment
+    LYFT = "lyft"  # flink.k8s.io FlinkApplication
+
+
+class FlinkPreference(StrEnum):
+    """Settings-level choice; `auto` picks whichever Flink CRD the cluster serves (apache first)."""
+
+    AUTO = "auto"
+    APACHE = "apache"
+    LYFT = "lyft"
+
+
+class SettingsError(ValueError):
+    """The settings document is wrong; the message says which key and why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaCluster:
+    """A named Kafka cluster that applications refer to by `spec.kafka.cluster`."""
+
+    name: str
+    """The name applications use (`spec.kafka.cluster`)."""
+    strimzi_cluster: str
+    """The Strimzi `Kafka` resource name: the `strimzi.io/cluster` label on every KafkaTopic."""
+    namespace: str
+    """Where the Strimzi topic operator watches KafkaTopics; topics are created there."""
+    bootstrap_servers: str
+    """Handed to every streamlet as FEDERATOR_KAFKA_BOOTSTRAP_SERVERS."""
+    topic_api_version: TopicApiVersion = TopicApiVersion.AUTO
+    """Pin the KafkaTopic API version, or `auto` to discover it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlinkSettings:
+    default_operator: FlinkPreference = FlinkPreference.AUTO
+    """Used when a flink streamlet does not set `flinkOperator`."""
+    flink_version: str = "v1_20"
+    """Apache FlinkDeployment `spec.flinkVersion` (FlinkVersion enum of the operator)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces watched for Applications; empty means all namespaces."""
+    resync_seconds: float = 300.0
+    """Seconds between level-based resyncs of every Application (drift repair)."""
+    metrics_port: int = 8080
+    """Prometheus metrics port (0 disables the endpoint)."""
+    liveness_port: int = 8081
+    """kopf's liveness endpoint port."""
+    status_debounce_seconds: float = 0.2
+    """A burst of child events within this window yields one status write."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    kafka_clusters: tuple[KafkaCluster, ...] = field(default_factory=tuple)
+    flink: FlinkSettings = field(default_factory=FlinkSettings)
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
+
+    def kafka_cluster(self, name: str) -> KafkaCluster | None:
+        for cluster in self.kafka_clusters:
+            if cluster.name == name:
+                return cluster
+        return None
+
+    @property
+    def kafka_cluster_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.kafka_clusters)
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SettingsError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _enum(enum: type[Enum], value: Any, where: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)
+        raise SettingsError(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def parse_settings(data: Mapping[str, Any] | None) -> Settings:
+    """Build Settings from a camelCase mapping (the YAML file / Helm values shape)."""
+    if data is None:
+        return Settings()
+    if not isinstance(data, Mapping):
+        raise SettingsError("settings: expected a mapping at the top level")
+    _reject_unknown(data, {"kafkaClusters", "flink", "operator"}, "settings")
+    clusters = []
+    seen: set[str] = set()
+    for i, raw in enumerate(_get(data, "kafkaClusters", list, "settings", [])):
+        where = f"settings.kafkaClusters[{i}]"
+        if not isinstance(raw, Mapping):
+            raise SettingsError(f"{where}: expected a mapping")
+        _reject_unknown(
+            raw,
+            {"name", "strimziCluster", "namespace", "bootstrapServers", "topicApiVersion"},
+            where,
+        )
+        for required in ("name", "strimziCluster", "namespace", "bootstrapServers"):
+            if not isinstance(raw.get(required), str) or not raw[required]:
+                raise SettingsError(f"{where}.{required}: required non-empty string")
+        if raw["name"] in seen:
+            raise SettingsError(f"{where}.name: duplicate cluster name {raw['name']!r}")
+        seen.add(raw["name"])
+        clusters.append(
+            KafkaCluster(
+                name=raw["name"],
+                strimzi_cluster=raw["strimziCluster"],
+                namespace=raw["namespace"],
+                bootstrap_servers=raw["bootstrapServers"],
+                topic_api_version=_enum(
+                    TopicApiVersion, raw.get("topicApiVersion", "auto"), f"{where}.topicApiVersion"
+                ),
+            )
+        )
+    flink_raw = _get(data, "flink", Mapping, "settings", {})
+    _reject_unknown(flink_raw, {"defaultOperator", "flinkVersion"}, "settings.flink")
+    flink = FlinkSettings(
+        default_operator=_enum(
+            FlinkPreference,
+            flink_raw.get("defaultOperator", "auto"),
+            "settings.flink.defaultOperator",
+        ),
+        flink_version=_get(flink_raw, "flinkVersion", str, "settings.flink", "v1_20"),
+    )
+    op_raw = _get(data, "operator", Mapping, "settings", {})
+    where = "settings.operator"
+    _reject_unknown(
+        op_raw,
+        {"namespaces", "resyncSeconds", "metricsPort", "livenessPort", "statusDebounceSeconds"},
+        where,
+    )
+    namespaces = _get(op_raw, "namespaces", list, where, [])
+    if not all(isinstance(n, str) and n for n in namespaces):
+        raise SettingsError(f"{where}.namespaces: expected a list of namespace names")
+    operator = OperatorSettings(
+        namespaces=tuple(namespaces),
+        resync_seconds=_get(op_raw, "resyncSeconds", float, where, 300.0),
+        metrics_port=_get(op_raw, "metricsPort", int, where, 8080),
+        liveness_port=_get(op_raw, "livenessPort", int, where, 8081),
+        status_debounce_seconds=_get(op_raw, "statusDebounceSeconds", float, where, 0.2),
+    )
+    return Settings(kafka_clusters=tuple(clusters), flink=flink, operator=operator)

@@ -95,6 +95,8 @@ class _Binder:
         self.by_name: dict[str, Streamlet] = {}
         self.inlets: dict[PortRef, tuple[str, str]] = {}  # ref -> (topic, path)
         self.outlets: dict[PortRef, tuple[str, str]] = {}
+        self.excused: set[PortRef] = set()
+        """Inlets fed by an unreadable streamlet: not reported again as unconnected."""
 
     def add(self, path: str, code: Code, message: str) -> None:
         self.problems.append(Problem(path=path, code=code, message=message))
@@ -261,6 +263,8 @@ def build(app: Application) -> tuple[Topology, list[Problem]]:
     for conn in app.connections:
         source_ok = b.resolve(conn.source, want_outlet=True)
         topic = b.outlets[conn.source.ref][0] if source_ok else None
+        if conn.source.ref.streamlet in app.unreadable_streamlets:
+            b.excused.update(t.ref for t in conn.targets)
         for target in conn.targets:
             # Targets are checked even when the source is wrong: every problem, one pass.
             if b.resolve(target, want_outlet=False) and topic is not None:
@@ -269,7 +273,7 @@ def build(app: Application) -> tuple[Topology, list[Problem]]:
     for s in b.by_name.values():
         for i, inlet in enumerate(s.inlets):
             ref = PortRef(streamlet=s.name, port=inlet)
-            if ref not in b.inlets:
+            if ref not in b.inlets and ref not in b.excused:
                 b.add(
                     f"{s.path}.inlets[{i}]",
                     Code.UNCONNECTED_INLET,

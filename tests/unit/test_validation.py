@@ -79,10 +79,6 @@ def with_changes(*edits: Any) -> dict[str, Any]:
     return body
 
 
-def S(i: int) -> Any:  # noqa: N802 - reads like the path it edits
-    return lambda spec: spec["streamlets"][i]
-
-
 def setter(path: list[Any], value: Any) -> Any:
     def edit(spec: dict[str, Any]) -> None:
         node = spec

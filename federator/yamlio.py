@@ -16,6 +16,9 @@ from yaml.events import AliasEvent
 
 MAX_BYTES = 3 * 1024 * 1024
 MAX_ALIASES = 100
+MAX_NODES = 200_000
+"""The size a document may expand to once aliases are followed (a billion laughs stays small in
+aliases and text, but not in expanded nodes)."""
 
 
 class InputError(Exception):
@@ -35,6 +38,35 @@ class _BoundedLoader(yaml.SafeLoader):
                     "refusing a possible alias bomb: expand the anchors in the file"
                 )
         return super().compose_node(parent, index)
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
+
+
+def _check_expanded_size(root: Any) -> None:
+    """Count nodes as the constructor would materialise them, memoised per shared node."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > MAX_NODES:
+            raise InputError(
+                f"the document expands to more than {MAX_NODES} YAML nodes through its aliases; "
+                "refusing a possible alias bomb: expand the anchors in the file"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def read_text(source: str) -> str:

@@ -19,6 +19,7 @@ from federator import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "federator.cli.compile_cmd",
     "federator.cli.cluster_cmd",
+    "federator.cli.demo_cmd",
 )
 
 EXIT_OK = 0

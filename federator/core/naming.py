@@ -47,8 +47,15 @@ def is_subdomain(name: str) -> bool:
 
 
 def child_name(app: str, streamlet: str, limit: int = LABEL_MAX) -> str:
-    """`<app>-<streamlet>`, shortened to the delegate's limit (a DNS-1123 label)."""
-    return shorten(f"{app}-{streamlet}", limit)
+    """`<app>-<streamlet>`, shortened to the delegate's limit (a DNS-1123 label).
+
+    An app name may be a dotted subdomain, but delegates derive Service names (DNS-1035 labels)
+    from the child's name: dots become dashes, with a hash so `a.b` and `a-b` stay distinct.
+    """
+    name = f"{app}-{streamlet}"
+    if "." in name:
+        name = f"{name.replace('.', '-')[: limit - _HASH_LEN - 1]}-{digest(name)}"
+    return shorten(name, limit)
 
 
 def topic_resource_name(topic: str) -> str:

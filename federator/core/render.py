@@ -112,10 +112,26 @@ def _skeleton(text: str) -> Any:
     return yaml.load(text, Loader=_SafeLoader)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy(value: Any) -> Any:
+    """`copy.deepcopy` for the JSON-like values templates print, several times faster on them
+    (this runs for every token of every child); anything else still goes to `deepcopy`."""
+    cls = type(value)
+    if cls is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if cls is list:
+        return [_copy(v) for v in value]
+    if cls in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
 def _substitute(node: Any, values: Sequence[Any]) -> Any:
     if isinstance(node, str):
         if node.startswith(_TOKEN_PREFIX):
-            return copy.deepcopy(values[int(node[len(_TOKEN_PREFIX) :])])
+            return _copy(values[int(node[len(_TOKEN_PREFIX) :])])
         return node
     if isinstance(node, dict):
         return {k: _substitute(v, values) for k, v in node.items()}
@@ -206,26 +222,72 @@ def wiring(topology: Topology, streamlet: Streamlet, cluster: KafkaCluster) -> l
     return env
 
 
-def _wired(env: Sequence[Any], ours: Mapping[str, Any]) -> bool:
-    return any(isinstance(e, Mapping) and e.get("name") in ours for e in env)
+Step = str | tuple[str, Any]  # a mapping key, or ("name", value) selecting a named list item
 
 
-def _enforce_wiring(spec: Any, wiring_env: Sequence[Mapping[str, str]]) -> Any:
-    """Re-assert our wiring on the `env` lists the template wired: a runtime block may add env
-    vars but cannot silently rewire a streamlet to another topic."""
-    ours = {e["name"]: e for e in wiring_env}
-    if isinstance(spec, dict):
-        out = {}
-        for key, value in spec.items():
-            if key == "env" and isinstance(value, list) and _wired(value, ours):
-                kept = [e for e in value if not (isinstance(e, Mapping) and e.get("name") in ours)]
-                out[key] = [dict(e) for e in wiring_env] + kept
+def _env_paths(node: Any, ours: Mapping[str, Any], at: tuple[Step, ...] = ()) -> list[Any]:
+    """Where the template put the wiring: paths to every `env` list holding our variables."""
+    found: list[Any] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if (
+                key == "env"
+                and isinstance(value, list)
+                and any(isinstance(e, Mapping) and e.get("name") in ours for e in value)
+            ):
+                found.append((*at, key))
             else:
-                out[key] = _enforce_wiring(value, wiring_env)
-        return out
-    if isinstance(spec, list):
-        return [_enforce_wiring(v, wiring_env) for v in spec]
+                found += _env_paths(value, ours, (*at, key))
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, Mapping) and "name" in item:
+                found += _env_paths(item, ours, (*at, ("name", item["name"])))
+    return found
+
+
+def _rewire(spec: Any, template: Any, path: tuple[Step, ...], wiring_env: Sequence[Any]) -> None:
+    """Make the env list at `path` start with our wiring, re-creating what a runtime block
+    removed on the way (a replaced container list, an emptied env): a block may add env vars
+    but can never silently disconnect a streamlet from its topics."""
+    node, original = spec, template
+    for step in path[:-1]:
+        if isinstance(step, tuple):
+            original = next(i for i in original if i.get("name") == step[1])
+            items = node if isinstance(node, list) else []
+            match = next(
+                (i for i in items if isinstance(i, dict) and i.get("name") == step[1]), None
+            )
+            if match is None:
+                match = copy.deepcopy(original)
+                items.append(match)
+            node = match
+        else:
+            original = original[step]
+            if not isinstance(node.get(step), dict | list):
+                node[step] = [] if isinstance(original, list) else {}
+            node = node[step]
+    ours = {e["name"] for e in wiring_env}
+    current = node.get("env") if isinstance(node.get("env"), list) else []
+    kept = [e for e in current if not (isinstance(e, Mapping) and e.get("name") in ours)]
+    node["env"] = [dict(e) for e in wiring_env] + kept
+
+
+def _enforce_wiring(spec: Any, template: Any, wiring_env: Sequence[Mapping[str, str]]) -> Any:
+    ours = {e["name"]: e for e in wiring_env}
+    for path in _env_paths(template, ours):
+        _rewire(spec, template, path, wiring_env)
     return spec
+
+
+def _enforce_suspend(kind: str, spec: dict[str, Any]) -> None:
+    """`spec.suspend` wins over runtime blocks: a block cannot keep a suspended app running."""
+    if kind == runtimes.DEPLOYMENT.kind:
+        spec["replicas"] = 0
+    elif kind == runtimes.SPARK_APPLICATION.kind:
+        spec["suspend"] = True
+    elif kind == runtimes.FLINK_DEPLOYMENT.kind:
+        job: dict[str, Any] = spec["job"] if isinstance(spec.get("job"), dict) else {}
+        spec["job"] = {**job, "state": "suspended"}
 
 
 # --- children -----------------------------------------------------------------------------------
@@ -354,8 +416,11 @@ def render_streamlet(
     }
     manifest = render_template(delegate.template, context)
     if streamlet.overrides:
-        manifest["spec"] = deep_merge(manifest.get("spec", {}), streamlet.overrides)
-    manifest["spec"] = _enforce_wiring(manifest["spec"], env)
+        template_spec = manifest["spec"]
+        manifest["spec"] = deep_merge(template_spec, streamlet.overrides)
+        manifest["spec"] = _enforce_wiring(manifest["spec"], template_spec, env)
+        if app.suspend:
+            _enforce_suspend(delegate.kind, manifest["spec"])
     manifest, digest = _finish(manifest, app, owned=True)
     return Child(
         kind=delegate.kind,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import networkx as nx
 
@@ -63,9 +64,16 @@ class Topology:
 
     def topics_of(self, streamlet: str) -> tuple[str, ...]:
         """The topics a streamlet reads or writes: it waits for them before it is applied."""
-        names = {t for ref, t in self.inlet_topics.items() if ref.streamlet == streamlet}
-        names |= {t for ref, t in self.outlet_topics.items() if ref.streamlet == streamlet}
-        return tuple(sorted(names))
+        return self._topics_by_streamlet.get(streamlet, ())
+
+    @cached_property
+    def _topics_by_streamlet(self) -> Mapping[str, tuple[str, ...]]:
+        # One pass over every port, not one per streamlet: rendering asks for each streamlet.
+        names: dict[str, set[str]] = {}
+        for table in (self.inlet_topics, self.outlet_topics):
+            for ref, topic in table.items():
+                names.setdefault(ref.streamlet, set()).add(topic)
+        return {streamlet: tuple(sorted(topics)) for streamlet, topics in names.items()}
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:

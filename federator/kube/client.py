@@ -1,0 +1,276 @@
+"""One choke point for the Kubernetes API: typed errors, server-side apply, counted writes.
+
+Every request goes through `Kube`, which turns transport and HTTP errors into the typed errors
+below (`from None`: callers see what happened, not a urllib3 stack), and counts writes by verb
+and kind so metrics and tests can prove "zero writes on a no-op resync".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client
+
+FIELD_MANAGER = "federator"
+APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
+REQUEST_TIMEOUT = (5.0, 30.0)
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0 for transport errors)."""
+
+    status: int = 0
+    retryable: bool = False
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    retryable = True
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    """The server refused the object (422/400): a bug in a template or a delegate mismatch."""
+
+
+class Transient(KubeError):
+    """Timeouts, 429, 5xx, connection errors: worth retrying with backoff."""
+
+    retryable = True
+
+
+def _message(body: Any) -> str:
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else body
+        return str(data.get("message") or data)
+    except (ValueError, AttributeError):
+        return str(body)[:500]
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except client.ApiException as exc:
+        status = int(exc.status or 0)
+        text = f"{what}: {_message(exc.body) if exc.body else exc.reason}"
+        if status == 404:
+            raise NotFound(text, status) from None
+        if status == 409:
+            raise Conflict(text, status) from None
+        if status in (401, 403):
+            raise Forbidden(text, status) from None
+        if status in (400, 422):
+            raise Invalid(text, status) from None
+        raise Transient(text, status) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Transient(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """Custom-object calls return plain JSON objects; say so to the type checker."""
+    return value if isinstance(value, dict) else {}
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceRef:
+    group: str
+    version: str
+    plural: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group}/{self.namespace}/{self.name}"
+
+
+@dataclass
+class Kube:
+    """Thin, typed access to the API; thread-safe (the kubernetes client pools connections)."""
+
+    api: client.ApiClient
+    writes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    on_write: Callable[[str, str], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def _count(self, verb: str, kind: str) -> None:
+        with self._lock:
+            self.writes[(verb, kind)] += 1
+        if self.on_write is not None:
+            self.on_write(verb, kind)
+
+    # -- reads
+
+    def get(self, ref: ResourceRef) -> dict[str, Any] | None:
+        try:
+            with translated(f"get {ref}"):
+                raw = self.custom.get_namespaced_custom_object(
+                    ref.group,
+                    ref.version,
+                    ref.namespace,
+                    ref.plural,
+                    ref.name,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                result = _obj(raw)
+                return result
+        except NotFound:
+            return None
+
+    def list(
+        self, group: str, version: str, plural: str, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        with translated(f"list {plural}.{group}"):
+            raw = self.custom.list_cluster_custom_object(
+                group,
+                version,
+                plural,
+                label_selector=label_selector,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        result = _obj(raw)
+        return list(result.get("items", []))
+
+    def get_application(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(
+            ResourceRef(
+                group=APP_GROUP,
+                version=APP_VERSION,
+                plural=APP_PLURAL,
+                namespace=namespace,
+                name=name,
+            )
+        )
+
+    def established_crds(self) -> dict[str, tuple[str, ...]]:
+        """CRD name -> served versions, for every Established CRD (delegate discovery)."""
+        with translated("list customresourcedefinitions"):
+            crds = client.ApiextensionsV1Api(self.api).list_custom_resource_definition(
+                _request_timeout=REQUEST_TIMEOUT
+            )
+        out: dict[str, tuple[str, ...]] = {}
+        for crd in crds.items:
+            conditions = (crd.status.conditions if crd.status else None) or []
+            name = crd.metadata.name if crd.metadata else None
+            if name and any(c.type == "Established" and c.status == "True" for c in conditions):
+                out[name] = tuple(v.name for v in crd.spec.versions if v.served)
+        return out
+
+    # -- writes
+
+    def apply(self, ref: ResourceRef, manifest: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """Server-side apply as field manager `federator`, forcing our fields back (drift)."""
+        with translated(f"apply {ref}"):
+            raw = self.custom.patch_namespaced_custom_object(
+                ref.group,
+                ref.version,
+                ref.namespace,
+                ref.plural,
+                ref.name,
+                dict(manifest),
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            result = _obj(raw)
+        self._count("apply", kind)
+        return result
+
+    def delete(self, ref: ResourceRef, kind: str) -> bool:
+        """Delete (background propagation); False when it was already gone."""
+        try:
+            with translated(f"delete {ref}"):
+                self.custom.delete_namespaced_custom_object(
+                    ref.group,
+                    ref.version,
+                    ref.namespace,
+                    ref.plural,
+                    ref.name,
+                    propagation_policy="Background",
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+        except NotFound:
+            return False
+        self._count("delete", kind)
+        return True
+
+    def patch_application_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        with translated(f"patch status of application {namespace}/{name}"):
+            raw = self.custom.patch_namespaced_custom_object_status(
+                APP_GROUP,
+                APP_VERSION,
+                namespace,
+                APP_PLURAL,
+                name,
+                {"status": dict(status)},
+                _content_type="application/merge-patch+json",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            result = _obj(raw)
+        self._count("patch_status", "Application")
+        return result
+
+    def event(self, app: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event on the Application (best effort: never fails a reconcile)."""
+        meta = app.get("metadata") or {}
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta.get('name', 'application')}.", namespace=meta.get("namespace")
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{APP_GROUP}/{APP_VERSION}",
+                kind="Application",
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="federator"),
+            reporting_component="federator.io/operator",
+            reporting_instance="federator",
+        )
+        try:
+            with translated("create event"):
+                client.CoreV1Api(self.api).create_namespaced_event(
+                    str(meta.get("namespace", "default")), body, _request_timeout=REQUEST_TIMEOUT
+                )
+            self._count("event", "Event")
+        except KubeError:
+            pass

@@ -20,6 +20,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "federator.cli.compile_cmd",
     "federator.cli.cluster_cmd",
     "federator.cli.demo_cmd",
+    "federator.cli.run_cmd",
+    "federator.cli.status_cmd",
+    "federator.cli.simulate_cmd",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,121 @@
+"""kopf wiring: which events trigger which work. No decisions here; see `workers` and the core.
+
+- Application created, changed (spec), resumed after a restart, or its resync timer fired:
+  kick its worker (a debounced, level-based reconcile).
+- Any child (label `app.kubernetes.io/managed-by: federator`) changed: kick the application
+  named by its `federator.io/application` annotation, so health follows the delegates.
+- Application deleted: the finalizer deletes Delete-policy topics and cross-namespace
+  children; the garbage collector removes the owned rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from federator.core import naming, runtimes
+from federator.core.settings import Settings
+from federator.operator.reconciler import Reconciler
+from federator.operator.workers import Workers
+
+GROUP, VERSION, PLURAL = "federator.io", "v1alpha1", "applications"
+FINALIZER = "federator.io/finalizer"
+MANAGED = {naming.MANAGED_BY: naming.MANAGER}
+
+log = logging.getLogger("federator.handlers")
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's own bookkeeping goes to annotations, never into the Application's status."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="federator.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="federator.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.WARNING  # our own Events say what happened
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+
+
+def connection_info(conf: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from a kubernetes client Configuration (kubeconfig or in-cluster)."""
+    auth = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
+    prefix = (conf.api_key_prefix or {}).get("authorization", "")
+    token = None
+    if auth:
+        token = auth.split(" ", 1)[1] if auth.startswith("Bearer ") else auth
+        if prefix and prefix != "Bearer":
+            token = f"{prefix} {auth}"
+    return kopf.ConnectionInfo(
+        server=conf.host,
+        ca_path=conf.ssl_ca_cert,
+        insecure=not conf.verify_ssl,
+        token=token,
+        certificate_path=conf.cert_file,
+        private_key_path=conf.key_file,
+        username=conf.username or None,
+        password=conf.password or None,
+    )
+
+
+def build_registry(
+    workers: Workers, reconciler: Reconciler, settings: Settings
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf watches with the very identity our API client uses (one source of credentials).
+        return connection_info(workers.kube.api.configuration)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await workers.stop()
+
+    async def kick(namespace: str | None, name: str | None, **_: Any) -> None:
+        if namespace and name:
+            workers.kick(namespace, name)
+
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick)
+    kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", field="spec")(kick)
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        registry=registry,
+        id="resync",
+        interval=settings.operator.resync_seconds,
+        initial_delay=settings.operator.resync_seconds,
+    )(kick)
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
+    async def finalize(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        workers.forget(namespace or "", name)
+        deleted = await asyncio.to_thread(reconciler.finalize, dict(body))
+        if deleted:
+            log.info("application %s/%s deleted; removed %s", namespace, name, ", ".join(deleted))
+
+    async def child_changed(body: kopf.Body, **_: Any) -> None:
+        owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
+        namespace, _sep, name = owner.partition("/")
+        if namespace and name:
+            workers.kick(namespace, name)
+
+    for delegate in runtimes.ALL:
+        kopf.on.event(
+            delegate.group,
+            delegate.plural,
+            registry=registry,
+            id=f"child-{delegate.plural}",
+            labels=MANAGED,
+        )(child_changed)
+    return registry

@@ -1,0 +1,276 @@
+"""One level-based reconcile of one Application (DESIGN §4): compile, observe, plan, act, report.
+
+Synchronous on purpose: kopf runs it in a worker thread, tests call it directly. It never
+raises for bad input (an invalid spec becomes status); it raises `KubeError`s that are worth a
+retry, so the caller can back off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from federator.core import compiler, health, model, runtimes
+from federator.core.plan import InventoryItem, Observed, deletion_plan, make_plan
+from federator.core.problems import InvalidSpec
+from federator.core.render import Child
+from federator.core.settings import Settings
+from federator.kube.client import Invalid, Kube, ResourceRef, split_api_version
+from federator.kube.discovery import DiscoveryCache
+from federator.operator.status import build_status, child_entry
+
+log = logging.getLogger("federator.reconcile")
+
+Key = tuple[str, str, str]
+
+
+def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRef:
+    group, version = split_api_version(api_version)
+    return ResourceRef(
+        group=group,
+        version=version,
+        plural=runtimes.BY_KIND[kind].plural,
+        namespace=namespace,
+        name=name,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    status: dict[str, Any]
+    result: str  # success | invalid
+    app_health: health.AppHealth
+    reports: tuple[health.ChildReport, ...] = ()
+    applied: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    settings: Settings
+    discovery: DiscoveryCache
+    clock: Callable[[], str] = _now
+    _marks: dict[Key, health.ApplyMark] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- observation
+
+    def _observe(self, kind: str, api_version: str, namespace: str, name: str) -> Any:
+        return self.kube.get(ref_of(kind, api_version, namespace, name))
+
+    def _verdict(
+        self, kind: str, body: Mapping[str, Any] | None, key: Key, suspended: bool
+    ) -> health.ChildHealth:
+        with self._lock:
+            mark = self._marks.get(key)
+        return health.assess(kind, body, mark=mark, suspended=suspended)
+
+    def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
+        """Remember the delegate's run identity when a spec change is applied, so the child
+        reads Progressing until the delegate has acted on the new spec (DESIGN §5)."""
+        if live is None:
+            return
+        status = live.get("status") or {}
+        if child.kind == runtimes.SPARK_APPLICATION.kind:
+            mark = health.ApplyMark(spark_submission_id=str(status.get("submissionID") or ""))
+        elif child.kind == runtimes.FLINK_APPLICATION.kind:
+            mark = health.ApplyMark(lyft_deploy_hash=str(status.get("deployHash") or ""))
+        else:
+            return
+        with self._lock:
+            self._marks[child.key] = mark
+
+    # -- the reconcile
+
+    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        meta = body.get("metadata") or {}
+        owner = f"{meta.get('namespace')}/{meta.get('name')}"
+        previous = body.get("status") or {}
+        inventory = [
+            i
+            for i in (InventoryItem.from_status(e) for e in previous.get("children") or [])
+            if i is not None and i.kind in runtimes.BY_KIND
+        ]
+        generation = int(meta.get("generation") or 0)
+        try:
+            compiled = compiler.compile_application(body, self.settings, served=self._served(body))
+        except InvalidSpec as exc:
+            return self._invalid(body, previous, inventory, exc, generation)
+
+        app = compiled.app
+        discovered = self.discovery.get()
+        live: dict[Key, dict[str, Any]] = {}
+        installed = discovered.installed
+        wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
+        wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
+        for kind, api_version, namespace, name in wanted:
+            delegate = runtimes.BY_KIND[kind]
+            if delegate.group not in ("", "apps") and delegate.crd_name not in installed:
+                continue
+            if (kind, namespace, name) in live:
+                continue
+            got = self._observe(kind, api_version, namespace, name)
+            if got is not None:
+                live[(kind, namespace, name)] = got
+        observed = {
+            key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
+            for key, b in live.items()
+        }
+        external = {t.name for t in compiled.topology.topics if not t.managed}
+        plan = make_plan(
+            compiled.children,
+            observed,
+            inventory,
+            owner=owner,
+            installed=installed,
+            deletion_policy=app.deletion_policy,
+            external_topics=external,
+        )
+
+        applied: list[str] = []
+        failed: dict[Key, health.ChildHealth] = {}
+        for child in plan.apply:
+            self._mark_before_apply(child, live.get(child.key))
+            try:
+                live[child.key] = self.kube.apply(
+                    ref_of(child.kind, child.api_version, child.namespace, child.name),
+                    child.manifest,
+                    child.kind,
+                )
+                applied.append(f"{child.kind}/{child.name}")
+            except Invalid as exc:
+                failed[child.key] = health.ChildHealth(
+                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(exc)
+                )
+        pruned = []
+        for item in plan.prune:
+            if self.kube.delete(
+                ref_of(item.kind, item.api_version, item.namespace, item.name), item.kind
+            ):
+                pruned.append(f"{item.kind}/{item.name}")
+
+        held = {h.child.key: h.health for h in plan.held}
+        reports: list[health.ChildReport] = []
+        entries: list[dict[str, Any]] = []
+        for child in compiled.children:
+            verdict = failed.get(child.key) or held.get(child.key)
+            if verdict is None:
+                verdict = self._verdict(child.kind, live.get(child.key), child.key, app.suspend)
+            reports.append(
+                health.ChildReport(
+                    kind=child.kind,
+                    name=child.name,
+                    health=verdict,
+                    streamlet=child.streamlet,
+                    topic=child.topic,
+                )
+            )
+            if child.key in held and held[child.key].reason == "OwnedByAnotherApplication":
+                continue  # never claim another application's object in our inventory
+            entries.append(child_entry(InventoryItem.from_child(child), verdict, child.spec_hash))
+        app_health = health.aggregate(reports, suspended=app.suspend)
+        status = build_status(
+            previous, app_health, entries, generation=generation, now=self.clock()
+        )
+        return Outcome(
+            status=status,
+            result="success",
+            app_health=app_health,
+            reports=tuple(reports),
+            applied=tuple(applied),
+            pruned=tuple(pruned),
+        )
+
+    def _served(self, body: Mapping[str, Any]) -> Any:
+        app = model.from_body(body)
+        return self.discovery.get().for_cluster(self.settings.kafka_cluster(app.kafka_cluster))
+
+    def _invalid(
+        self,
+        body: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        inventory: list[InventoryItem],
+        exc: InvalidSpec,
+        generation: int,
+    ) -> Outcome:
+        """Invalid spec: nothing applied, nothing deleted; the previous children keep running
+        and their health is still reported."""
+        suspended = bool((body.get("spec") or {}).get("suspend") is True)
+        installed = self.discovery.get().installed
+        reports = []
+        entries = []
+        for item in inventory:
+            delegate = runtimes.BY_KIND[item.kind]
+            present = delegate.group in ("", "apps") or delegate.crd_name in installed
+            live = (
+                self._observe(item.kind, item.api_version, item.namespace, item.name)
+                if present
+                else None
+            )
+            verdict = health.assess(
+                item.kind,
+                live,
+                suspended=suspended,
+                delegate_installed=present,
+                operator_hint=delegate.operator,
+            )
+            reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
+            old_hash = next(
+                (
+                    e.get("specHash")
+                    for e in previous.get("children") or []
+                    if e.get("kind") == item.kind and e.get("name") == item.name
+                ),
+                None,
+            )
+            entries.append(child_entry(item, verdict, old_hash))
+        problems = tuple(str(p) for p in exc.problems)
+        app_health = health.aggregate(reports, problems=problems, suspended=suspended)
+        status = build_status(
+            previous, app_health, entries, generation=generation, now=self.clock()
+        )
+        return Outcome(
+            status=status,
+            result="invalid",
+            app_health=app_health,
+            reports=tuple(reports),
+            problems=problems,
+        )
+
+    def finalize(self, body: Mapping[str, Any]) -> tuple[str, ...]:
+        """On deletion: delete Delete-policy topics and cross-namespace children (the garbage
+        collector handles owned same-namespace children; Retain topics stay)."""
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        policy = (
+            model.DeletionPolicy.DELETE
+            if spec.get("deletionPolicy") == "Delete"
+            else model.DeletionPolicy.RETAIN
+        )
+        inventory = [
+            i
+            for i in (
+                InventoryItem.from_status(e)
+                for e in (body.get("status") or {}).get("children") or []
+            )
+            if i is not None and i.kind in runtimes.BY_KIND
+        ]
+        deleted = []
+        for item in deletion_plan(
+            inventory, app_namespace=str(meta.get("namespace")), deletion_policy=policy
+        ):
+            if self.kube.delete(
+                ref_of(item.kind, item.api_version, item.namespace, item.name), item.kind
+            ):
+                deleted.append(f"{item.kind}/{item.name}")
+        return tuple(deleted)

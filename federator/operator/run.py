@@ -1,0 +1,69 @@
+"""`federator run`: build the operator from settings and hand the loop to kopf."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import kopf
+from kubernetes import client, config
+
+from federator.core.settings import Settings
+from federator.kube.client import Kube
+from federator.kube.discovery import DiscoveryCache
+from federator.metrics import Metrics
+from federator.operator.handlers import build_registry
+from federator.operator.reconciler import Reconciler
+from federator.operator.workers import Workers
+
+
+def api_client(kubeconfig: str | None) -> client.ApiClient:
+    """From --kubeconfig, else $KUBECONFIG / ~/.kube/config, else the in-cluster identity."""
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-any-return,no-untyped-call]
+    try:
+        return config.new_client_from_config()  # type: ignore[no-any-return,no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+
+
+def run(
+    settings: Settings,
+    *,
+    kubeconfig: str | None = None,
+    namespaces: Sequence[str] = (),
+    verbose: bool = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    kube = Kube(api_client(kubeconfig))
+    metrics = Metrics()
+    kube.on_write = metrics.count_api_write  # type: ignore[assignment]
+    reconciler = Reconciler(kube=kube, settings=settings, discovery=DiscoveryCache(kube))
+    workers = Workers(
+        kube=kube,
+        reconciler=reconciler,
+        metrics=metrics,
+        debounce=settings.operator.status_debounce_seconds,
+    )
+    watched = tuple(namespaces) or settings.operator.namespaces
+    if settings.operator.metrics_port:
+        metrics.start_server(settings.operator.metrics_port)
+    liveness = (
+        f"http://0.0.0.0:{settings.operator.liveness_port}/healthz"
+        if settings.operator.liveness_port
+        else None
+    )
+    kopf.run(
+        registry=build_registry(workers, reconciler, settings),
+        standalone=True,
+        clusterwide=not watched,
+        namespaces=watched,
+        liveness_endpoint=liveness,
+    )

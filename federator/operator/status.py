@@ -1,0 +1,55 @@
+"""Build the Application's status from the core's verdicts (pure; no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from federator.core import health
+from federator.core.plan import InventoryItem
+
+
+def child_entry(
+    item: InventoryItem, verdict: health.ChildHealth, spec_hash: str | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "kind": item.kind,
+        "apiVersion": item.api_version,
+        "namespace": item.namespace,
+        "name": item.name,
+        "health": verdict.health.value,
+        "reason": verdict.reason,
+        "message": verdict.message,
+    }
+    if item.topic is not None:
+        entry["topic"] = item.topic
+    if item.streamlet is not None:
+        entry["streamlet"] = item.streamlet
+    if spec_hash is not None:
+        entry["specHash"] = spec_hash
+    return entry
+
+
+def build_status(
+    previous: Mapping[str, Any],
+    app_health: health.AppHealth,
+    children: Sequence[dict[str, Any]],
+    *,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    """The whole status, with lastTransitionTime kept where a condition did not change."""
+    return {
+        "observedGeneration": generation,
+        "phase": app_health.phase,
+        "ready": app_health.ready,
+        "total": app_health.total,
+        "summary": app_health.summary,
+        "conditions": health.merge_conditions(
+            previous.get("conditions") or [],
+            app_health.conditions,
+            now=now,
+            observed_generation=generation,
+        ),
+        "children": list(children),
+    }

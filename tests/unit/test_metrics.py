@@ -1,0 +1,308 @@
+"""Prometheus metrics (issue 4 item 7), read back through each instance's own registry.
+
+Aspects covered:
+- phase gauges: every phase set, exactly one at 1; a phase change flips two series;
+- children gauges by kind and health, zeros included; a kind that disappears loses its series;
+- `forget` removes an application's series and nothing else;
+- the reconcile histogram (direct and timed, success / invalid / error), API and status write
+  counters, label validation;
+- isolation: two instances never share numbers, prometheus-client's global registry stays clean;
+- a real HTTP scrape of `start_server` on a free loopback port; port 0 disables; a busy port is a
+  clear error.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections.abc import Iterator
+
+import prometheus_client
+import pytest
+
+from federator import metrics
+from federator.core import health as h
+from federator.metrics import PHASES, Metrics, MetricsServerError
+
+
+@pytest.fixture
+def m() -> Iterator[Metrics]:
+    instance = Metrics()
+    yield instance
+    instance.stop_servers()
+
+
+def child(kind: str, name: str, health: h.Health, reason: str = "r") -> h.ChildReport:
+    return h.ChildReport(kind=kind, name=name, health=h.ChildHealth(health=health, reason=reason))
+
+
+def record(m: Metrics, app: str, children: list[h.ChildReport], ns: str = "apps") -> h.AppHealth:
+    app_health = h.aggregate(children)
+    m.record_health(ns, app, app_health, children)
+    return app_health
+
+
+def phase(m: Metrics, app: str, value: str, ns: str = "apps") -> float | None:
+    return m.registry.get_sample_value(
+        "federator_application_phase", {"namespace": ns, "application": app, "phase": value}
+    )
+
+
+def children(m: Metrics, app: str, kind: str, health: str, ns: str = "apps") -> float | None:
+    return m.registry.get_sample_value(
+        "federator_application_children",
+        {"namespace": ns, "application": app, "kind": kind, "health": health},
+    )
+
+
+HEALTHY_APP = [
+    child("KafkaTopic", "t1", h.Health.HEALTHY),
+    child("KafkaTopic", "t2", h.Health.HEALTHY),
+    child("SparkApplication", "s", h.Health.HEALTHY),
+]
+
+
+def test_phases_cover_the_crd_enum() -> None:
+    assert set(PHASES) == {
+        "Healthy",
+        "Suspended",
+        "Progressing",
+        "Missing",
+        "Degraded",
+        "Unknown",
+        "Invalid",
+    }
+
+
+def test_every_phase_is_set_and_only_the_current_one_is_1(m: Metrics) -> None:
+    record(m, "cra", HEALTHY_APP)
+    assert {p: phase(m, "cra", p) for p in PHASES} == {p: float(p == "Healthy") for p in PHASES}
+
+
+def test_a_phase_change_flips_the_gauges(m: Metrics) -> None:
+    record(m, "cra", HEALTHY_APP)
+    failed = [*HEALTHY_APP[:2], child("SparkApplication", "s", h.Health.DEGRADED, "FAILED")]
+    assert record(m, "cra", failed).phase == "Degraded"
+    assert phase(m, "cra", "Healthy") == 0
+    assert phase(m, "cra", "Degraded") == 1
+    assert sum(phase(m, "cra", p) or 0 for p in PHASES) == 1
+
+
+def test_invalid_phase(m: Metrics) -> None:
+    invalid = h.aggregate([], problems=["spec: broken"])
+    m.record_health("apps", "bad", invalid, [])
+    assert phase(m, "bad", "Invalid") == 1
+    assert phase(m, "bad", "Progressing") == 0
+
+
+def test_children_by_kind_and_health(m: Metrics) -> None:
+    record(
+        m,
+        "cra",
+        [
+            *HEALTHY_APP,
+            child("KafkaTopic", "t3", h.Health.PROGRESSING),
+            child("Deployment", "d", h.Health.MISSING, "DelegateNotInstalled"),
+        ],
+    )
+    assert children(m, "cra", "KafkaTopic", "Healthy") == 2
+    assert children(m, "cra", "KafkaTopic", "Progressing") == 1
+    assert children(m, "cra", "KafkaTopic", "Degraded") == 0  # zeros are explicit
+    assert children(m, "cra", "SparkApplication", "Healthy") == 1
+    assert children(m, "cra", "Deployment", "Missing") == 1
+    # Kinds the application does not have get no series at all.
+    assert children(m, "cra", "FlinkDeployment", "Healthy") is None
+
+
+def test_a_health_change_moves_the_count(m: Metrics) -> None:
+    record(m, "cra", [child("SparkApplication", "s", h.Health.PROGRESSING)])
+    record(m, "cra", [child("SparkApplication", "s", h.Health.HEALTHY)])
+    assert children(m, "cra", "SparkApplication", "Progressing") == 0
+    assert children(m, "cra", "SparkApplication", "Healthy") == 1
+
+
+def test_a_kind_that_disappears_loses_its_series(m: Metrics) -> None:
+    record(m, "cra", [*HEALTHY_APP, child("Deployment", "d", h.Health.HEALTHY)])
+    record(m, "cra", HEALTHY_APP)
+    for health in h.HEALTH_ORDER:
+        assert children(m, "cra", "Deployment", health.value) is None
+    assert children(m, "cra", "KafkaTopic", "Healthy") == 2
+
+
+def test_forget_removes_one_application_only(m: Metrics) -> None:
+    record(m, "cra", HEALTHY_APP)
+    record(m, "cra", HEALTHY_APP, ns="other")
+    m.count_status_write("apps", "cra")
+    m.count_status_write("other", "cra")
+    m.forget("apps", "cra")
+    assert all(phase(m, "cra", p) is None for p in PHASES)
+    assert children(m, "cra", "KafkaTopic", "Healthy") is None
+    assert (
+        m.registry.get_sample_value(
+            "federator_status_writes_total", {"namespace": "apps", "application": "cra"}
+        )
+        is None
+    )
+    # The same name in another namespace is another application.
+    assert phase(m, "cra", "Healthy", ns="other") == 1
+    assert children(m, "cra", "KafkaTopic", "Healthy", ns="other") == 2
+    assert (
+        m.registry.get_sample_value(
+            "federator_status_writes_total", {"namespace": "other", "application": "cra"}
+        )
+        == 1
+    )
+    m.forget("apps", "never-seen")  # forgetting the unknown is harmless
+    m.forget("apps", "cra")  # and so is forgetting twice
+
+
+def test_forgotten_application_can_come_back(m: Metrics) -> None:
+    record(m, "cra", HEALTHY_APP)
+    m.forget("apps", "cra")
+    record(m, "cra", [child("Deployment", "d", h.Health.DEGRADED)])
+    assert phase(m, "cra", "Degraded") == 1
+    assert children(m, "cra", "Deployment", "Degraded") == 1
+    assert children(m, "cra", "KafkaTopic", "Healthy") is None
+
+
+def test_reconcile_histogram(m: Metrics) -> None:
+    m.observe_reconcile("success", 0.2)
+    m.observe_reconcile("success", 3.0)
+    m.observe_reconcile("invalid", 0.01)
+    get = m.registry.get_sample_value
+    assert get("federator_reconcile_duration_seconds_count", {"result": "success"}) == 2
+    assert get("federator_reconcile_duration_seconds_sum", {"result": "success"}) == 3.2
+    assert get("federator_reconcile_duration_seconds_bucket", {"result": "success", "le": "0.25"})
+    assert (
+        get("federator_reconcile_duration_seconds_bucket", {"result": "success", "le": "0.25"}) == 1
+    )
+    assert get("federator_reconcile_duration_seconds_count", {"result": "invalid"}) == 1
+    assert get("federator_reconcile_duration_seconds_count", {"result": "error"}) is None
+    with pytest.raises(ValueError, match="unknown reconcile result"):
+        m.observe_reconcile("failed", 1.0)  # type: ignore[arg-type]
+
+
+def test_time_reconcile_records_the_outcome(m: Metrics) -> None:
+    with m.time_reconcile():
+        pass
+    with m.time_reconcile() as outcome:
+        outcome.result = "invalid"
+    with pytest.raises(RuntimeError), m.time_reconcile():
+        raise RuntimeError("boom")
+    get = m.registry.get_sample_value
+    for result in ("success", "invalid", "error"):
+        assert get("federator_reconcile_duration_seconds_count", {"result": result}) == 1
+        assert (get("federator_reconcile_duration_seconds_sum", {"result": result}) or 0) >= 0
+
+
+def test_api_and_status_write_counters(m: Metrics) -> None:
+    m.count_api_write("apply", "KafkaTopic")
+    m.count_api_write("apply", "KafkaTopic")
+    m.count_api_write("delete", "Deployment")
+    m.count_api_write("patch_status", "Application")
+    m.count_api_write("event", "Event")
+    m.count_status_write("apps", "cra")
+    get = m.registry.get_sample_value
+    assert get("federator_api_writes_total", {"verb": "apply", "kind": "KafkaTopic"}) == 2
+    assert get("federator_api_writes_total", {"verb": "delete", "kind": "Deployment"}) == 1
+    assert get("federator_api_writes_total", {"verb": "patch_status", "kind": "Application"}) == 1
+    assert get("federator_api_writes_total", {"verb": "event", "kind": "Event"}) == 1
+    assert get("federator_status_writes_total", {"namespace": "apps", "application": "cra"}) == 1
+    with pytest.raises(ValueError, match="unknown write verb"):
+        m.count_api_write("create", "KafkaTopic")  # type: ignore[arg-type]
+
+
+def test_instances_are_isolated_and_the_global_registry_untouched() -> None:
+    one, two = Metrics(), Metrics()
+    record(one, "cra", HEALTHY_APP)
+    one.count_api_write("apply", "KafkaTopic")
+    assert phase(two, "cra", "Healthy") is None
+    assert (
+        two.registry.get_sample_value(
+            "federator_api_writes_total", {"verb": "apply", "kind": "KafkaTopic"}
+        )
+        is None
+    )
+    names = {metric.name for metric in prometheus_client.REGISTRY.collect()}
+    assert not any(name.startswith("federator_") for name in names)
+
+
+def test_module_level_functions_use_the_process_instance() -> None:
+    app = "module-level-test"
+    metrics.record_health("apps", app, h.aggregate(HEALTHY_APP), HEALTHY_APP)
+    metrics.count_status_write("apps", app)
+    try:
+        assert phase(metrics.METRICS, app, "Healthy") == 1
+        assert metrics.REGISTRY is metrics.METRICS.registry
+    finally:
+        metrics.forget("apps", app)
+    assert phase(metrics.METRICS, app, "Healthy") is None
+
+
+# ------------------------------------------------------------------ the HTTP endpoint
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        return str(response.read().decode())
+
+
+def test_start_server_serves_this_registry_over_http(m: Metrics) -> None:
+    record(m, "cra", HEALTHY_APP)
+    m.count_api_write("apply", "KafkaTopic")
+    m.count_status_write("apps", "cra")
+    m.observe_reconcile("success", 0.1)
+    port = free_port()
+    m.start_server(port, host="127.0.0.1")
+    text = scrape(port)
+    for name in (
+        "federator_application_phase",
+        "federator_application_children",
+        "federator_reconcile_duration_seconds",
+        "federator_api_writes_total",
+        "federator_status_writes_total",
+    ):
+        assert f"# TYPE {name} " in text
+        assert f"\n{name}" in text
+    assert (
+        'federator_application_phase{application="cra",namespace="apps",phase="Healthy"} 1.0'
+        in text
+    )
+    # Only our registry: nothing of prometheus-client's default process collectors.
+    assert "process_cpu_seconds_total" not in text
+    assert "python_info" not in text
+
+
+def test_port_zero_disables_the_server(m: Metrics) -> None:
+    m.start_server(0)
+    assert m._servers == []
+
+
+def test_a_busy_port_is_a_clear_error(m: Metrics) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(MetricsServerError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            m.start_server(port, host="127.0.0.1")
+
+
+def test_an_impossible_port_is_a_clear_error(m: Metrics) -> None:
+    with pytest.raises(MetricsServerError, match=r"not in 1\.\.65535"):
+        m.start_server(70000)
+
+
+def test_stop_servers_closes_the_port(m: Metrics) -> None:
+    port = free_port()
+    m.start_server(port, host="127.0.0.1")
+    scrape(port)
+    m.stop_servers()
+    with pytest.raises(OSError):
+        scrape(port)

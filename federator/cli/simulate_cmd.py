@@ -1,0 +1,120 @@
+"""`federator simulate`: the delegate simulator in the foreground (a DEVELOPMENT TOOL).
+
+Why: on a laptop or in CI there is no Strimzi, Spark or Flink operator to give federator's
+children a status. This command stands in for them against any cluster (usually the embedded
+one of `federator cluster up`) until Ctrl-C; it is never started by `federator run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from federator.simulator import DEFAULT_INTERVAL, FAIL_ANNOTATION, DelegateSimulator
+
+HELP = "DEVELOPMENT TOOL: play the delegate operators, moving children's statuses"
+DESCRIPTION = f"""\
+DEVELOPMENT TOOL - never run this next to real delegate operators.
+
+Plays the Strimzi topic operator, the Spark operator and both Flink operators: every child that
+federator manages (label app.kubernetes.io/managed-by=federator) of kind KafkaTopic,
+SparkApplication, FlinkDeployment or FlinkApplication moves one step per tick through its
+operator's real states, until it is healthy. Kinds whose CRD is not installed are skipped and
+picked up when it is. Runs until Ctrl-C.
+
+Inject a failure by hand:
+  kubectl annotate sparkapplication NAME {FAIL_ANNOTATION}="executor lost"
+and recover:
+  kubectl annotate sparkapplication NAME {FAIL_ANNOTATION}-
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add `simulate` to the top-level parser."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, else in-cluster)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between ticks (default {DEFAULT_INTERVAL})",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NAMESPACE",
+        help="only children in this namespace (repeatable; default: all namespaces)",
+    )
+    parser.set_defaults(func=cmd_simulate)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def api_client(kubeconfig: str | None) -> Any:
+    """An ApiClient from the given kubeconfig, the default one, else the in-cluster config."""
+    from kubernetes import client, config
+
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    try:
+        return config.new_client_from_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Tick in the foreground until Ctrl-C or SIGTERM; print every transition."""
+    from federator.cli.main import UsageError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    try:
+        api = api_client(args.kubeconfig)
+    except Exception as exc:
+        raise UsageError(f"cannot load a Kubernetes configuration: {exc}") from None
+    sim = DelegateSimulator(api, interval=args.interval, namespaces=args.namespaces)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        sim.stop()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    where = ", ".join(args.namespaces) if args.namespaces else "all namespaces"
+    print(
+        f"federator simulate (development tool): playing the delegate operators in {where} "
+        f"every {args.interval:g}s; Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        sim.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+        signal.signal(signal.SIGTERM, previous)
+        api.close()
+    print("federator simulate: stopped", flush=True)
+    return 0

@@ -1,27 +1,31 @@
-"""`federator demo`: the compiler on a real API server, end to end, on the embedded control plane.
+"""`federator demo`: the whole product on the embedded control plane, from one command.
 
-Starts the control plane (real etcd, kube-apiserver, controllers, kwok), installs the Application
-CRD and the delegate CRDs it can find, applies the seed example, compiles it and applies the
-children with server-side apply in waves (topics first), then shows each child's health as the
-health adapters read it from the real objects. Deployments become Available through the real
-controllers; delegate kinds stay Progressing because no Strimzi/Spark/Flink operator runs here
-(the operator and the delegate simulator come with `federator run`). Everything started is
-stopped on exit.
+Starts the control plane (real etcd, kube-apiserver, controllers, kwok), installs the
+Application CRD and the delegate CRDs it can find, runs the operator (`federator run`, a
+subprocess) and the delegate simulator (a development tool standing in for Strimzi, Spark and
+Flink operators, which cannot run here), applies the seed example and shows live progress
+until the application is Healthy; then prints `federator status` and the kubectl commands to
+explore. Everything started is stopped on exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from federator.cli.main import EXIT_OK, UsageError
-from federator.core import compiler, health, runtimes
-from federator.core.render import Child
+import yaml
+
+from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
+from federator.core import compiler
+from federator.core.problems import InvalidSpec
 from federator.settings_file import load_settings
 from federator.yamlio import InputError, iter_documents
 
@@ -31,9 +35,13 @@ DEFAULT_SETTINGS = REPO / "examples" / "settings.yaml"
 ENV_DELEGATE_CRDS = "FEDERATOR_DELEGATE_CRDS"
 
 
-def _delegate_crds() -> list[Path]:
-    candidates = [os.environ.get(ENV_DELEGATE_CRDS), str(REPO.parent / "shared" / "delegate-crds")]
-    for candidate in candidates:
+def delegate_crds() -> list[Path]:
+    """The delegate CRDs: $FEDERATOR_DELEGATE_CRDS, else ../shared/delegate-crds (never copied
+    into this repository). Without them, children show Missing/DelegateNotInstalled."""
+    for candidate in (
+        os.environ.get(ENV_DELEGATE_CRDS),
+        str(REPO.parent / "shared" / "delegate-crds"),
+    ):
         if candidate and Path(candidate).is_dir():
             # The newest Strimzi (v1 only) wins over the 0.51.0 file of the same CRD name.
             return sorted(
@@ -44,134 +52,179 @@ def _delegate_crds() -> list[Path]:
     return []
 
 
-def _path(child: Child) -> str:
-    delegate = runtimes.BY_KIND[child.kind]
-    return f"/apis/{child.api_version}/namespaces/{child.namespace}/{delegate.plural}/{child.name}"
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def _apply(plane: Any, body: Mapping[str, Any], path: str) -> tuple[int, Any]:
-    return plane.request(  # type: ignore[no-any-return]
-        "PATCH",
-        f"{path}?fieldManager=federator&force=true",
-        body,
-        content_type="application/apply-patch+yaml",
-    )
-
-
-def _say(text: str) -> None:
+def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _table(plane: Any, children: tuple[Child, ...], installed: set[str]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for child in children:
-        delegate = runtimes.BY_KIND[child.kind]
-        present = delegate.group in ("apps", "") or delegate.crd_name in installed
-        body = None
-        if present:
-            status, got = plane.request("GET", _path(child))
-            body = got if status == 200 else None
-        verdict = health.assess(
-            child.kind,
-            body,
-            delegate_installed=present,
-            operator_hint=delegate.operator,
+def _progress(status: Mapping[str, Any]) -> str:
+    children = status.get("children") or []
+    counts: dict[str, int] = {}
+    for c in children:
+        counts[c.get("health", "?")] = counts.get(c.get("health", "?"), 0) + 1
+    parts = ", ".join(f"{n} {h}" for h, n in sorted(counts.items()))
+    return f"{status.get('phase', '-'):12} {status.get('summary', '-'):6} {parts}"
+
+
+def _start_operator(
+    plane: Any, settings_doc: dict[str, Any], workdir: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    settings_doc["operator"] = {
+        **settings_doc.get("operator", {}),
+        "metricsPort": _free_port(),
+        "livenessPort": _free_port(),
+        "statusDebounceSeconds": 0.1,
+    }
+    settings_path = workdir / "settings.yaml"
+    settings_path.write_text(yaml.safe_dump(settings_doc))
+    log_path = workdir / "operator.log"
+    with log_path.open("wb") as log:
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "federator",
+                "run",
+                "--kubeconfig",
+                str(plane.kubeconfig),
+                "--settings",
+                str(settings_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        rows.append((child.kind, child.name, verdict.health.value, verdict.reason, verdict.message))
-    return rows
+    _say(f"operator: federator run (pid {operator.pid}, log {log_path})")
+    return operator, log_path
 
 
-def _apply_children(plane: Any, children: tuple[Child, ...], installed: set[str]) -> None:
-    """Server-side apply in waves: topics first, then streamlets (DESIGN §4)."""
-    for wave in sorted({c.wave for c in children}):
-        for child in (c for c in children if c.wave == wave):
-            delegate = runtimes.BY_KIND[child.kind]
-            if delegate.group not in ("apps", "") and delegate.crd_name not in installed:
-                _say(f"  skip  {child.kind}/{child.name}: {delegate.operator} missing")
-                continue
-            status, _ = _apply(plane, child.manifest, _path(child))
-            verb = "apply" if status < 300 else f"FAILED ({status})"
-            _say(f"  {verb:5} wave {wave} {child.kind}/{child.namespace}/{child.name}")
-
-
-def _wait_for_deployments(
-    plane: Any, children: tuple[Child, ...], installed: set[str], timeout: float
-) -> list[tuple[str, ...]]:
+def _watch(plane: Any, path: str, timeout: float, operator: subprocess.Popen[bytes]) -> str:
+    """Live progress until Healthy (or the deadline); returns the last phase."""
     deadline = time.monotonic() + timeout
-    while True:
-        rows = _table(plane, children, installed)
-        ready = [r for r in rows if r[0] == "Deployment" and r[2] == "Healthy"]
-        wanted = [r for r in rows if r[0] == "Deployment"]
-        if len(ready) == len(wanted) or time.monotonic() > deadline:
-            return rows
-        time.sleep(1.0)  # polling the real server with a deadline, not synchronising
+    last, phase = "", ""
+    while time.monotonic() < deadline and operator.poll() is None:
+        status = plane.request("GET", path)[1].get("status") or {}
+        line = _progress(status)
+        if line != last:
+            _say(f"  {line}")
+            last = line
+        phase = status.get("phase", "")
+        if phase == "Healthy":
+            break
+        time.sleep(0.5)  # a progress display, polling the real server
+    return phase
+
+
+def _explain(plane: Any, bin_dir: Path, name: str, namespace: str) -> None:
+    from federator.cli.main import main as cli
+
+    _say()
+    cli(["status", name, "-n", namespace, "--kubeconfig", str(plane.kubeconfig)])
+    kubectl = bin_dir / "kubectl"
+    _say()
+    _say("Explore (while it runs, with --wait):")
+    _say(f"  export KUBECONFIG={plane.kubeconfig}")
+    _say(f"  {kubectl} get fapp -A")
+    _say(f"  {kubectl} get kafkatopics,sparkapplications,deployments -A")
+    _say(f"  {kubectl} describe fapp {name} -n {namespace}")
+    _say(f"  federator status {name} -n {namespace}")
+    _say(
+        f"  {kubectl} annotate sparkapplication -n {namespace} {name}-cdr-aggregator "
+        "simulator.federator.io/fail='OutOfMemoryError'"
+    )
+
+
+def _apply_application(plane: Any, path: str, body: Mapping[str, Any]) -> bool:
+    status, got = plane.request(
+        "PATCH",
+        f"{path}?fieldManager=kubectl&force=true",
+        body,
+        content_type="application/apply-patch+yaml",
+    )
+    if status >= 300:
+        _say(f"the API server refused the Application ({status}): {got}")
+    return bool(status < 300)
+
+
+def _cleanup(operator: subprocess.Popen[bytes] | None, workdir: Path) -> None:
+    if operator is not None and operator.poll() is None:
+        operator.terminate()
+        try:
+            operator.wait(15)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+    for leftover in sorted(workdir.glob("*")):
+        leftover.unlink()
+    workdir.rmdir()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from federator.devcluster import build
     from federator.devcluster.launcher import ControlPlane, ControlPlaneError
+    from federator.simulator import DelegateSimulator
 
     try:
-        settings = load_settings(args.settings)
-        (body,) = list(iter_documents(args.file))[:1]
-    except (InputError, ValueError) as exc:
+        settings_doc = yaml.safe_load(Path(args.settings).read_text(encoding="utf-8")) or {}
+        body = next(iter(iter_documents(args.file)))
+        compiler.compile_application(body, load_settings(args.settings))
+    except (InputError, ValueError, OSError, StopIteration) as exc:
         raise UsageError(str(exc)) from None
-    compiled = compiler.compile_application(body, settings)
-    _say(f"compiled {args.file}: {len(compiled.children)} children")
+    except InvalidSpec as exc:
+        print(f"federator demo: {args.file} is invalid:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    meta = body.get("metadata") or {}
+    namespace, name = meta.get("namespace", "default"), meta["name"]
+    path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/applications/{name}"
 
     bin_dir = build.ensure_binaries()
+    workdir = Path(tempfile.mkdtemp(prefix="federator-demo-"))
+    operator: subprocess.Popen[bytes] | None = None
     try:
         with ControlPlane(bin_dir=bin_dir) as plane:
-            _say(f"control plane ready at {plane.server} in {plane.startup_seconds:.1f}s")
-            installed = set(plane.install_crds(REPO / "crds" / "application.yaml"))
-            crds = _delegate_crds()
-            if crds:
-                installed |= set(plane.install_crds(*crds))
-            _say(f"installed CRDs: {', '.join(sorted(installed))}")
-            namespaces = {compiled.app.namespace} | {c.namespace for c in compiled.children}
-            for ns in sorted(namespaces):
+            _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
+            installed = plane.install_crds(REPO / "crds" / "application.yaml", *delegate_crds())
+            _say(f"CRDs: {', '.join(installed)}")
+            kafka = {c["namespace"] for c in settings_doc.get("kafkaClusters", [])}
+            for ns in sorted({namespace} | kafka):
                 plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
-            app_path = (
-                f"/apis/federator.io/v1alpha1/namespaces/{compiled.app.namespace}"
-                f"/applications/{compiled.app.name}"
-            )
-            status, created = _apply(plane, body, app_path)
-            if status >= 300:
-                _say(f"the API server refused the Application ({status}): {created}")
-                return 1
-            # Re-compile with the real uid so streamlet children are owned (garbage collection).
-            compiled = compiler.compile_application(created, settings)
-            _apply_children(plane, compiled.children, installed)
-            rows = _wait_for_deployments(plane, compiled.children, installed, args.timeout)
-            _say("")
-            _say(f"{'KIND':18} {'NAME':48} {'HEALTH':12} {'REASON':22} MESSAGE")
-            for kind, name, verdict, reason, message in rows:
-                _say(f"{kind:18} {name:48} {verdict:12} {reason:22} {message[:60]}")
-            _say("")
-            _say("Deployments ran through the real controllers and kwok; KafkaTopic and")
-            _say("SparkApplication stay Progressing: no Strimzi or Spark operator runs here.")
-            _say("Explore while it runs (`--wait`):")
-            _say(f"  export KUBECONFIG={plane.kubeconfig}")
-            _say(f"  {bin_dir}/kubectl get fapp,deploy,sparkapplications -A")
-            _say(f"  {bin_dir}/kubectl get kafkatopics -n kafka")
-            if args.wait:
-                _say("Ctrl-C stops everything.")
-                while plane.running:
-                    time.sleep(1.0)
+            operator, log_path = _start_operator(plane, settings_doc, workdir)
+            with DelegateSimulator(plane.api_client(), interval=0.3):
+                _say("delegate simulator: moving KafkaTopic/Spark/Flink statuses (a dev tool)")
+                if not _apply_application(plane, path, body):
+                    return EXIT_INVALID
+                _say(f"applied {args.file}: Application {namespace}/{name}\n")
+                phase = _watch(plane, path, args.timeout, operator)
+                if operator.poll() is not None:
+                    _say(log_path.read_text()[-3000:])
+                    return EXIT_INVALID
+                _explain(plane, bin_dir, name, namespace)
+                if args.wait:
+                    _say("Ctrl-C stops everything.")
+                    while plane.running and operator.poll() is None:
+                        time.sleep(1.0)
+                return EXIT_OK if phase == "Healthy" else EXIT_INVALID
     except ControlPlaneError as exc:
         print(f"federator demo: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID
     except KeyboardInterrupt:
         _say("stopped")
-    return EXIT_OK
+        return EXIT_OK
+    finally:
+        _cleanup(operator, workdir)
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "demo", help="compile and apply an example on the embedded control plane"
+        "demo",
+        help="the operator on the embedded control plane: apply the seed example, watch it "
+        "become Healthy",
     )
     p.add_argument("file", nargs="?", default=str(DEFAULT_APP), metavar="FILE")
     p.add_argument("--settings", default=str(DEFAULT_SETTINGS), metavar="FILE")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
     p.add_argument("--wait", action="store_true", help="keep running until Ctrl-C")
     p.set_defaults(func=cmd_demo)

@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check federator tests bench
 	$(BIN)/mypy federator
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests

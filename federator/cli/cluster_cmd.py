@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from federator.devcluster import build
-from federator.devcluster.launcher import ControlPlane, ControlPlaneError
+from federator.devcluster.launcher import ControlPlane, ControlPlaneError, pid_alive
 
 DOWN_TIMEOUT_SECONDS = 40.0
 
@@ -48,21 +48,6 @@ def read_state(path: Path | None = None) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def pid_alive(pid: int) -> bool:
-    """True while a process with this PID runs (an exited, unreaped zombie does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: trust kill(0)
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _cmdline_mentions(pid: int, needle: str) -> bool:

@@ -360,7 +360,7 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while the process runs; an exited, unreaped zombie does not count."""
     try:
         os.kill(pid, 0)
@@ -383,7 +383,7 @@ def reap_stale_workdirs(parent: Path) -> list[Path]:
             owner = int((path / "owner.pid").read_text().strip())
         except (OSError, ValueError):
             continue
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)

@@ -294,10 +294,10 @@ def test_pid_alive_treats_an_unreaped_zombie_as_dead() -> None:
 
     proc = subprocess.Popen(["true"])
     deadline = time.monotonic() + 10
-    while launcher._pid_alive(proc.pid) and time.monotonic() < deadline:
+    while launcher.pid_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not launcher._pid_alive(proc.pid)  # exited but not yet reaped by us
+    assert not launcher.pid_alive(proc.pid)  # exited but not yet reaped by us
     assert not cluster_cmd.pid_alive(proc.pid)
     proc.wait()
-    assert launcher._pid_alive(os.getpid())
+    assert launcher.pid_alive(os.getpid())
     assert cluster_cmd.pid_alive(os.getpid())

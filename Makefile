@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint controlplane bench clean
+.PHONY: install demo test unit integration lint controlplane bench chart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ integration: controlplane
 ## Everything CI runs: lint, unit and integration tests on the real control plane.
 test: lint controlplane
 	$(BIN)/pytest tests
+
+## Lint and render the Helm chart (helm + kubeconform from the control-plane bin dir).
+chart: controlplane
+	$(BIN)/pytest tests/unit/test_chart.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile.py

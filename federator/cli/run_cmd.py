@@ -22,6 +22,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         namespaces=args.namespace or (),
         verbose=args.verbose,
+        peering=args.peering,
+        priority=args.priority,
     )
     return EXIT_OK
 
@@ -38,6 +40,17 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="NS",
         help="watch only this namespace (repeatable); default: the settings, else all",
+    )
+    p.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="HA: join kopf's (Cluster)KopfPeering NAME; only one replica works at a time "
+        "(default: standalone)",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        help="kopf peering priority (default: random per process, so replicas differ)",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_run)

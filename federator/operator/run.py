@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Sequence
 
 import kopf
@@ -35,7 +36,12 @@ def run(
     kubeconfig: str | None = None,
     namespaces: Sequence[str] = (),
     verbose: bool = False,
+    peering: str | None = None,
+    priority: int | None = None,
 ) -> None:
+    """Run until signalled. With `peering`, replicas join kopf's (Cluster)KopfPeering NAME and
+    only the highest priority works; kopf's default priority is 0 for all, which pauses every
+    replica, so each process picks a distinct random one unless told."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,9 +66,13 @@ def run(
         if settings.operator.liveness_port
         else None
     )
+    if peering and priority is None:
+        priority = secrets.randbelow(2**31 - 2) + 1
     kopf.run(
         registry=build_registry(workers, reconciler, settings),
-        standalone=True,
+        standalone=peering is None,
+        peering_name=peering,
+        priority=priority or 0,
         clusterwide=not watched,
         namespaces=watched,
         liveness_endpoint=liveness,

@@ -43,8 +43,9 @@ test: lint controlplane
 chart: controlplane
 	$(BIN)/pytest tests/unit/test_chart.py
 
-bench: $(STAMP)
+bench: controlplane
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

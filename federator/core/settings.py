@@ -75,7 +75,9 @@ class OperatorSettings:
     liveness_port: int = 8081
     """kopf's liveness endpoint port."""
     status_debounce_seconds: float = 0.2
-    """A burst of child events within this window yields one status write."""
+    """The longest a child event waits before its application is reconciled: events closer
+    together than 10 ms coalesce into one reconcile (and at most one status write) for up to
+    this long; an isolated event is acted on at once."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,8 @@
 - Application created, changed (spec), resumed after a restart, or its resync timer fired:
   kick its worker (a debounced, level-based reconcile).
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: kick the application
-  named by its `federator.io/application` annotation, so health follows the delegates.
+  named by its `federator.io/application` annotation, so health follows the delegates (except
+  the echo of our own apply: the very version the applying reconcile already saw).
 - Application deleted: the finalizer deletes Delete-policy topics and cross-namespace
   children; the garbage collector removes the owned rest.
 """
@@ -104,11 +105,20 @@ def build_registry(
         if deleted:
             log.info("application %s/%s deleted; removed %s", namespace, name, ", ".join(deleted))
 
-    async def child_changed(body: kopf.Body, **_: Any) -> None:
+    async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
-        if namespace and name:
-            workers.kick(namespace, name)
+        if not (namespace and name):
+            return
+        meta = body.get("metadata") or {}
+        echo = (
+            str(body.get("kind", "")),
+            str(meta.get("namespace") or ""),
+            str(meta.get("name") or ""),
+            str(meta.get("resourceVersion") or ""),
+        )
+        # A deletion is never an echo (its resourceVersion is new, but be explicit).
+        workers.kick(namespace, name, None if (event or {}).get("type") == "DELETED" else echo)
 
     for delegate in runtimes.ALL:
         kopf.on.event(

@@ -7,9 +7,12 @@ retry, so the caller can back off.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +29,12 @@ from federator.operator.status import build_status, child_entry
 log = logging.getLogger("federator.reconcile")
 
 Key = tuple[str, str, str]
+COMPILED_CACHE = 256
+"""Compiled applications kept (by uid, generation, spec and served versions): a child event
+re-reads the application, whose spec has not changed, so it is not compiled again."""
+OBSERVERS = 8
+"""Concurrent GETs of one reconcile's children (a shared pool, so many applications
+reconciling at once never open more connections than this)."""
 
 
 def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRef:
@@ -62,11 +71,38 @@ class Reconciler:
     clock: Callable[[], str] = _now
     _marks: dict[Key, health.ApplyMark] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _written: dict[Key, str] = field(default_factory=dict)  # resourceVersion of our last apply
+    _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(OBSERVERS, thread_name_prefix="observe")
+    )
 
     # -- observation
 
     def _observe(self, kind: str, api_version: str, namespace: str, name: str) -> Any:
         return self.kube.get(ref_of(kind, api_version, namespace, name))
+
+    def _observe_all(self, wanted: list[tuple[str, str, str, str]]) -> list[Any]:
+        """GET every child concurrently (one round trip of latency instead of one per child)."""
+        if len(wanted) <= 1:
+            return [self._observe(*w) for w in wanted]
+        return list(self._pool.map(lambda w: self._observe(*w), wanted))
+
+    def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
+        """Whether this exact version of a child is the one our own last apply returned: its
+        watch event carries nothing the reconcile that wrote it did not already see."""
+        with self._lock:
+            return bool(resource_version) and self._written.get((kind, namespace, name)) == (
+                resource_version
+            )
+
+    def _remember(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            version = ((body or {}).get("metadata") or {}).get("resourceVersion")
+            if version:
+                self._written[key] = str(version)
+            else:
+                self._written.pop(key, None)
 
     def _verdict(
         self, kind: str, body: Mapping[str, Any] | None, key: Key, suspended: bool
@@ -103,7 +139,7 @@ class Reconciler:
         ]
         generation = int(meta.get("generation") or 0)
         try:
-            compiled = compiler.compile_application(body, self.settings, served=self._served(body))
+            compiled = self._compile(body)
         except InvalidSpec as exc:
             return self._invalid(body, previous, inventory, exc, generation)
 
@@ -113,15 +149,15 @@ class Reconciler:
         installed = discovered.installed
         wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
         wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
+        to_observe: dict[Key, tuple[str, str, str, str]] = {}
         for kind, api_version, namespace, name in wanted:
             delegate = runtimes.BY_KIND[kind]
             if delegate.group not in ("", "apps") and delegate.crd_name not in installed:
                 continue
-            if (kind, namespace, name) in live:
-                continue
-            got = self._observe(kind, api_version, namespace, name)
+            to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
+        for key, got in zip(to_observe, self._observe_all(list(to_observe.values())), strict=True):
             if got is not None:
-                live[(kind, namespace, name)] = got
+                live[key] = got
         observed = {
             key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
             for key, b in live.items()
@@ -147,6 +183,7 @@ class Reconciler:
                     child.manifest,
                     child.kind,
                 )
+                self._remember(child.key, live[child.key])
                 applied.append(f"{child.kind}/{child.name}")
             except Invalid as exc:
                 failed[child.key] = health.ChildHealth(
@@ -154,6 +191,7 @@ class Reconciler:
                 )
         pruned = []
         for item in plan.prune:
+            self._remember(item.key, None)
             if self.kube.delete(
                 ref_of(item.kind, item.api_version, item.namespace, item.name), item.kind
             ):
@@ -190,6 +228,34 @@ class Reconciler:
             applied=tuple(applied),
             pruned=tuple(pruned),
         )
+
+    def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
+        """`compile_application`, memoised on everything it reads: the identity, generation
+        and spec of the application, and the served delegate versions (the settings are fixed
+        for the life of the reconciler). Raises `InvalidSpec` (never cached)."""
+        served = self._served(body)
+        meta = body.get("metadata") or {}
+        key = (
+            body.get("apiVersion"),
+            body.get("kind"),
+            meta.get("namespace"),
+            meta.get("name"),
+            meta.get("uid"),
+            meta.get("generation"),
+            json.dumps(body.get("spec"), sort_keys=True, default=str),
+            served,
+        )
+        with self._lock:
+            hit = self._compiled.get(key)
+            if hit is not None:
+                self._compiled.move_to_end(key)
+                return hit
+        compiled = compiler.compile_application(body, self.settings, served=served)
+        with self._lock:
+            self._compiled[key] = compiled
+            while len(self._compiled) > COMPILED_CACHE:
+                self._compiled.popitem(last=False)
+        return compiled
 
     def _served(self, body: Mapping[str, Any]) -> Any:
         app = model.from_body(body)
@@ -265,6 +331,10 @@ class Reconciler:
             )
             if i is not None and i.kind in runtimes.BY_KIND
         ]
+        with self._lock:  # nothing of a deleted application is remembered
+            for item in inventory:
+                self._written.pop(item.key, None)
+                self._marks.pop(item.key, None)
         deleted = []
         for item in deletion_plan(
             inventory, app_namespace=str(meta.get("namespace")), deletion_policy=policy

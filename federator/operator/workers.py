@@ -1,8 +1,13 @@
 """One debounced worker per Application: every trigger (spec change, child event, resync)
-marks the application dirty; its worker reconciles once per quiet window, one at a time,
-retrying transient API errors with exponential backoff. A burst of child events therefore
-yields one reconcile and at most one status write, and one failing application never blocks
-or slows the others (each has its own task; the blocking work runs in threads).
+marks the application dirty; its worker reconciles once the application has been quiet for a
+short gap (`QUIET`), at the latest `debounce` seconds after the first trigger, and never
+sooner than `MIN_INTERVAL` after its previous reconcile started; one reconcile at a time,
+retrying transient API errors with exponential backoff. An isolated change is therefore acted
+on within milliseconds, a burst of child events (events closer together than the gap, for up
+to `debounce` seconds) yields one reconcile and at most one status write, and a sustained
+stream of events at most one reconcile per `MIN_INTERVAL`; the echoes of our own applies
+trigger nothing. One failing application never blocks or slows the others (each has its own
+task; the blocking work runs in threads).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +28,15 @@ log = logging.getLogger("federator.workers")
 
 AppKey = tuple[str, str]  # (namespace, name)
 MAX_BACKOFF = 60.0
+QUIET = 0.01
+"""Seconds without a new trigger after which a dirty application is reconciled (capped by the
+debounce window): long enough to coalesce the events of one burst (a delegate operator writing
+several statuses), short enough not to delay an isolated change."""
+MIN_INTERVAL = 0.05
+"""Seconds between the starts of two reconciles of one application (capped by the debounce
+window): bounds the reconciles and status writes of an application whose children change
+continuously, without delaying the next wave of an application being deployed."""
+Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of a child event
 
 
 @dataclass
@@ -32,10 +47,30 @@ class Workers:
     debounce: float = 0.2
     _dirty: set[AppKey] = field(default_factory=set)
     _tasks: dict[AppKey, asyncio.Task[None]] = field(default_factory=dict)
+    _since: dict[AppKey, float] = field(default_factory=dict)  # first trigger while dirty
+    _last: dict[AppKey, float] = field(default_factory=dict)  # latest trigger
+    _started: dict[AppKey, float] = field(default_factory=dict)  # latest reconcile start
+    _real: set[AppKey] = field(default_factory=set)  # triggered by more than child echoes
+    _echoes: dict[AppKey, list[Echo]] = field(default_factory=dict)
+    _poster: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="events")
+    )
 
-    def kick(self, namespace: str, name: str) -> None:
-        """Mark an application dirty; start its worker if idle. Call on the event loop."""
+    def kick(self, namespace: str, name: str, child: Echo | None = None) -> None:
+        """Mark an application dirty; start its worker if idle. Call on the event loop.
+
+        `child`: the child version whose event triggered this. When every trigger since the
+        last reconcile is the echo of one of our own applies (the version that apply returned,
+        which the reconcile that wrote it already saw), the worker skips the reconcile."""
         key = (namespace, name)
+        if child is None:
+            self._real.add(key)
+        else:
+            self._echoes.setdefault(key, []).append(child)
+        now = asyncio.get_running_loop().time()
+        if key not in self._dirty:
+            self._since[key] = now
+        self._last[key] = now
         self._dirty.add(key)
         task = self._tasks.get(key)
         if task is None or task.done():
@@ -46,6 +81,11 @@ class Workers:
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._dirty.discard(key)
+        self._since.pop(key, None)
+        self._last.pop(key, None)
+        self._started.pop(key, None)
+        self._real.discard(key)
+        self._echoes.pop(key, None)
         task = self._tasks.pop(key, None)
         if task is not None:
             task.cancel()
@@ -61,21 +101,45 @@ class Workers:
     async def _run(self, key: AppKey) -> None:
         backoff = 0.5
         while key in self._dirty:
-            await asyncio.sleep(self.debounce)  # the quiet window that coalesces a burst
+            await self._quiet(key)  # coalesces a burst; bounded by the debounce window
             self._dirty.discard(key)
+            real = key in self._real
+            self._real.discard(key)
+            echoes = self._echoes.pop(key, [])
+            if not real and all(self.reconciler.own_write(*echo) for echo in echoes):
+                continue  # only the echoes of our own applies: nothing new to see
+            self._started[key] = asyncio.get_running_loop().time()
             try:
                 await asyncio.to_thread(self.once, *key)
                 backoff = 0.5
             except KubeError as exc:
                 log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", *key, backoff, exc)
                 self._dirty.add(key)
+                self._real.add(key)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception:
                 log.exception("reconcile of %s/%s crashed; retrying in %.1fs", *key, backoff)
                 self._dirty.add(key)
+                self._real.add(key)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _quiet(self, key: AppKey) -> None:
+        """Sleep until `key` has had no trigger for `QUIET` seconds, or until `debounce` seconds
+        after the first trigger since it became dirty, whichever comes first; and at least
+        until `MIN_INTERVAL` after the previous reconcile started."""
+        loop = asyncio.get_running_loop()
+        gap = min(QUIET, self.debounce)
+        spacing = min(MIN_INTERVAL, self.debounce)
+        while True:
+            now = loop.time()
+            since = self._since.get(key, now)
+            wake = min(self._last.get(key, since) + gap, since + self.debounce)
+            wake = max(wake, self._started.get(key, -spacing) + spacing)
+            if wake <= now:
+                return
+            await asyncio.sleep(wake - now)
 
     def once(self, namespace: str, name: str) -> Outcome | None:
         """Reconcile one application now (blocking). None when it is gone or being deleted."""
@@ -107,48 +171,54 @@ class Workers:
 
     def _events(self, body: dict[str, Any], old: dict[str, Any], outcome: Outcome) -> None:
         """Kubernetes Events for what changed: Compiled, Applied, Pruned, HealthChanged,
-        InvalidSpec. Only on change, so a no-op resync posts nothing."""
+        InvalidSpec. Only on change, so a no-op resync posts nothing. Posted concurrently and
+        waited for: the next reconcile (e.g. the next wave) starts sooner, and the Events are
+        there before any later status is written."""
+        pending: list[dict[str, Any]] = []
+
+        def post(**event: Any) -> None:
+            pending.append(event)
+
         new = outcome.status
         old_compiled = _condition(old, "Compiled")
         new_compiled = _condition(new, "Compiled")
         generation = (body.get("metadata") or {}).get("generation")
         if outcome.result == "invalid":
             if old_compiled != new_compiled or old.get("observedGeneration") != generation:
-                self.kube.event(
-                    body,
+                post(
                     type_="Warning",
                     reason="InvalidSpec",
                     message="; ".join(outcome.problems),
                 )
         elif old_compiled != new_compiled or old.get("observedGeneration") != generation:
-            self.kube.event(
-                body,
+            post(
                 type_="Normal",
                 reason="Compiled",
                 message=f"generation {generation}: {new.get('total', 0)} children",
             )
         if outcome.applied:
-            self.kube.event(
-                body,
+            post(
                 type_="Normal",
                 reason="Applied",
                 message=f"applied {len(outcome.applied)}: " + ", ".join(outcome.applied[:10]),
             )
         if outcome.pruned:
-            self.kube.event(
-                body,
+            post(
                 type_="Normal",
                 reason="Pruned",
                 message=f"pruned {len(outcome.pruned)}: " + ", ".join(outcome.pruned[:10]),
             )
         if old.get("phase") != new.get("phase"):
-            self.kube.event(
-                body,
+            post(
                 type_="Warning" if new.get("phase") in ("Degraded", "Invalid") else "Normal",
                 reason="HealthChanged",
                 message=f"{old.get('phase') or 'None'} -> {new.get('phase')}: "
                 + str(_condition_message(new, "Ready")),
             )
+        if len(pending) > 1:
+            list(self._poster.map(lambda event: self.kube.event(body, **event), pending))
+        elif pending:
+            self.kube.event(body, **pending[0])
 
 
 def _condition(status: dict[str, Any], kind: str) -> tuple[Any, Any]:

@@ -32,15 +32,12 @@ import json
 import os
 import queue
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -58,6 +55,12 @@ from federator.core import health, naming, runtimes  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
 from federator.core.settings import parse_settings  # noqa: E402
 from federator.devcluster import build  # noqa: E402
+from federator.devcluster.harness import (  # noqa: E402
+    OperatorProcess,
+    eventually,
+    free_port,
+    parse_metrics,
+)
 from federator.devcluster.launcher import ControlPlane  # noqa: E402
 from federator.kube.client import Kube  # noqa: E402
 from federator.kube.discovery import discover  # noqa: E402
@@ -93,25 +96,6 @@ def _load_compile_bench() -> Any:
     return module
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def eventually(
-    check: Callable[[], Any], what: str, timeout: float = 60.0, poll: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(poll)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def pct(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
@@ -120,73 +104,6 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 # --- the operator as a subprocess ----------------------------------------------------------------
-
-
-class Operator:
-    """`federator run` as a subprocess, with its metrics endpoint (as tests/integration do)."""
-
-    def __init__(self, kubeconfig: Path, settings: Path, log: Path, namespaces: Sequence[str]):
-        self.kubeconfig, self.settings, self.log = kubeconfig, settings, log
-        self.namespaces = list(namespaces)
-        self.metrics_port = yaml.safe_load(settings.read_text())["operator"]["metricsPort"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        args = [sys.executable, "-m", "federator", "run", "--kubeconfig", str(self.kubeconfig)]
-        args += ["--settings", str(self.settings)]
-        for ns in self.namespaces:
-            args += ["-n", ns]
-        self.proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-        eventually(self.ready, "the operator's metrics endpoint", 60, 0.2)
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=1):
-                return True
-        except OSError:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError("operator died:\n" + self.log.read_text()[-3000:]) from None
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=5) as r:
-            return parse_metrics(r.read().decode())
-
-    def metric(self, prefix: str) -> float:
-        return sum(v for k, v in self.metrics().items() if k.startswith(prefix))
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the operator process (from /proc; 0 where unavailable)."""
-        if self.proc is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                out[key] = float(value)
-    return out
 
 
 # --- watching -----------------------------------------------------------------------------------
@@ -287,7 +204,7 @@ class Bench:
     changes: int
     periods: int
     sim: DelegateSimulator | None = None
-    operator: Operator | None = None
+    operator: OperatorProcess | None = None
     admin: Any = None
     op_namespaces: list[str] = field(default_factory=list)
     floor_namespaces: list[str] = field(default_factory=list)
@@ -347,10 +264,10 @@ class Bench:
             "bootstrapServers": "pipelines-strimzi-kafka-bootstrap:9092",
         }
 
-    def start_operator(self, settings: Path, log: str) -> Operator:
-        self.operator = Operator(
-            self.plane.kubeconfig,
+    def start_operator(self, settings: Path, log: str) -> OperatorProcess:
+        self.operator = OperatorProcess(
             settings,
+            self.plane.kubeconfig,
             self.workdir / log,
             [*self.op_namespaces, STATUS_NS, KAFKA_NS],
         )

@@ -16,19 +16,15 @@ Aspects covered:
 from __future__ import annotations
 
 import base64
-import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
+from federator.devcluster.harness import OperatorProcess, eventually, free_port
 from federator.devcluster.launcher import kubeconfig_text
 from federator.simulator import DelegateSimulator
 
@@ -45,24 +41,6 @@ APPS_NS, KAFKA_NS, OUTSIDE_NS = "chart-apps", "chart-kafka", "chart-outside"
 SA = "fed-federator"  # the chart's full name for release "fed"
 APP = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    """Poll with a deadline (never a bare sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def helm(cluster: Cluster, *args: str) -> str:
@@ -101,51 +79,6 @@ def service_account_kubeconfig(cluster: Cluster, token: str, path: Path) -> Path
         kubeconfig_text(server, ca_pem, f"system:serviceaccount:{RELEASE_NS}:{SA}", token)
     )
     return path
-
-
-class Operator:
-    """`federator run` as a subprocess with the given settings and kubeconfig."""
-
-    def __init__(self, settings: Path, kubeconfig: Path, log: Path) -> None:
-        self.settings, self.kubeconfig, self.log = settings, kubeconfig, log
-        self.metrics_port = yaml.safe_load(settings.read_text())["operator"]["metricsPort"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "federator",
-                "run",
-                "--settings",
-                str(self.settings),
-                "--kubeconfig",
-                str(self.kubeconfig),
-            ],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        eventually(self.ready, "the operator's metrics endpoint", 60)
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=1):
-                return True
-        except OSError:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +129,7 @@ def installed(
     settings.write_text(configmap["data"]["settings.yaml"])
     token = service_account_token(cluster, RELEASE_NS, SA)
     kubeconfig = service_account_kubeconfig(cluster, token, tmp / "sa.kubeconfig")
-    operator = Operator(settings, kubeconfig, tmp / "operator.log")
+    operator = OperatorProcess(settings, kubeconfig, tmp / "operator.log")
     sim = DelegateSimulator(cluster.api, interval=0.1, namespaces=[APPS_NS, KAFKA_NS])
     sim.run_in_thread()
     try:

@@ -22,20 +22,15 @@ Aspects covered:
 from __future__ import annotations
 
 import copy
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
+from federator.devcluster.harness import OperatorProcess, eventually, free_port
 from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:
@@ -48,85 +43,7 @@ DELEGATES = REPO.parent / "shared" / "delegate-crds"
 APPS_NS = "op-apps"
 KAFKA_NS = "op-kafka"
 LYFT_CRD = DELEGATES / "lyft-flinkapplication.crd.yaml"
-TIMEOUT = 90.0
 APP = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """Poll with a deadline (never a bare sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-class Operator:
-    """`federator run` as a subprocess, with its metrics endpoint."""
-
-    def __init__(self, cluster: Cluster, settings: Path, log: Path) -> None:
-        self.cluster, self.settings, self.log = cluster, settings, log
-        self.metrics_port = yaml.safe_load(settings.read_text())["operator"]["metricsPort"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "federator",
-                "run",
-                "--kubeconfig",
-                str(self.cluster.kubeconfig),
-                "--settings",
-                str(self.settings),
-                "-n",
-                APPS_NS,
-                "-n",
-                KAFKA_NS,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        eventually(self.ready, "the operator's metrics endpoint", 60)
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=1):
-                return True
-        except OSError:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=5) as r:
-            text = r.read().decode()
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +80,9 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             }
         )
     )
-    operator = Operator(cluster, settings, tmp / "operator.log")
+    operator = OperatorProcess(
+        settings, cluster.kubeconfig, tmp / "operator.log", namespaces=[APPS_NS, KAFKA_NS]
+    )
     sim = DelegateSimulator(cluster.api, interval=0.1, namespaces=[APPS_NS, KAFKA_NS])
     sim.run_in_thread()
     operator.start()
@@ -427,7 +346,7 @@ def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
 def test_restart_makes_no_writes_for_converged_applications(
     cluster: Cluster, env: dict[str, Any]
 ) -> None:
-    operator: Operator = env["operator"]
+    operator: OperatorProcess = env["operator"]
     body = eventually(lambda: healthy(cluster, "call-record-aggregator"), "Healthy")
     version = body["metadata"]["resourceVersion"]
     operator.stop()

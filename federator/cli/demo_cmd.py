@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,12 +50,6 @@ def delegate_crds() -> list[Path]:
     return []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -71,42 +63,29 @@ def _progress(status: Mapping[str, Any]) -> str:
     return f"{status.get('phase', '-'):12} {status.get('summary', '-'):6} {parts}"
 
 
-def _start_operator(
-    plane: Any, settings_doc: dict[str, Any], workdir: Path
-) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_operator(plane: Any, settings_doc: dict[str, Any], workdir: Path) -> Any:
+    from federator.devcluster.harness import OperatorProcess, free_port
+
     settings_doc["operator"] = {
         **settings_doc.get("operator", {}),
-        "metricsPort": _free_port(),
-        "livenessPort": _free_port(),
+        "metricsPort": free_port(),
+        "livenessPort": free_port(),
         "statusDebounceSeconds": 0.1,
     }
     settings_path = workdir / "settings.yaml"
     settings_path.write_text(yaml.safe_dump(settings_doc))
-    log_path = workdir / "operator.log"
-    with log_path.open("wb") as log:
-        operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "federator",
-                "run",
-                "--kubeconfig",
-                str(plane.kubeconfig),
-                "--settings",
-                str(settings_path),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    _say(f"operator: federator run (pid {operator.pid}, log {log_path})")
-    return operator, log_path
+    operator = OperatorProcess(settings_path, plane.kubeconfig, workdir / "operator.log")
+    operator.start()
+    assert operator.proc is not None
+    _say(f"operator: federator run (pid {operator.proc.pid}, log {operator.log})")
+    return operator
 
 
-def _watch(plane: Any, path: str, timeout: float, operator: subprocess.Popen[bytes]) -> str:
+def _watch(plane: Any, path: str, timeout: float, operator: Any) -> str:
     """Live progress until Healthy (or the deadline); returns the last phase."""
     deadline = time.monotonic() + timeout
     last, phase = "", ""
-    while time.monotonic() < deadline and operator.poll() is None:
+    while time.monotonic() < deadline and operator.proc.poll() is None:
         status = plane.request("GET", path)[1].get("status") or {}
         line = _progress(status)
         if line != last:
@@ -150,13 +129,9 @@ def _apply_application(plane: Any, path: str, body: Mapping[str, Any]) -> bool:
     return bool(status < 300)
 
 
-def _cleanup(operator: subprocess.Popen[bytes] | None, workdir: Path) -> None:
-    if operator is not None and operator.poll() is None:
-        operator.terminate()
-        try:
-            operator.wait(15)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+def _cleanup(operator: Any, workdir: Path) -> None:
+    if operator is not None:
+        operator.stop()
     for leftover in sorted(workdir.glob("*")):
         leftover.unlink()
     workdir.rmdir()
@@ -182,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     bin_dir = build.ensure_binaries()
     workdir = Path(tempfile.mkdtemp(prefix="federator-demo-"))
-    operator: subprocess.Popen[bytes] | None = None
+    operator: Any = None
     try:
         with ControlPlane(bin_dir=bin_dir) as plane:
             _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
@@ -191,20 +166,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             kafka = {c["namespace"] for c in settings_doc.get("kafkaClusters", [])}
             for ns in sorted({namespace} | kafka):
                 plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
-            operator, log_path = _start_operator(plane, settings_doc, workdir)
+            operator = _start_operator(plane, settings_doc, workdir)
             with DelegateSimulator(plane.api_client(), interval=0.3):
                 _say("delegate simulator: moving KafkaTopic/Spark/Flink statuses (a dev tool)")
                 if not _apply_application(plane, path, body):
                     return EXIT_INVALID
                 _say(f"applied {args.file}: Application {namespace}/{name}\n")
                 phase = _watch(plane, path, args.timeout, operator)
-                if operator.poll() is not None:
-                    _say(log_path.read_text()[-3000:])
+                if operator.proc.poll() is not None:
+                    _say(operator.log.read_text()[-3000:])
                     return EXIT_INVALID
                 _explain(plane, bin_dir, name, namespace)
                 if args.wait:
                     _say("Ctrl-C stops everything.")
-                    while plane.running and operator.poll() is None:
+                    while plane.running and operator.proc.poll() is None:
                         time.sleep(1.0)
                 return EXIT_OK if phase == "Healthy" else EXIT_INVALID
     except ControlPlaneError as exc:

@@ -22,7 +22,7 @@ from federator.core.plan import InventoryItem, Observed, deletion_plan, make_pla
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
 from federator.core.settings import Settings
-from federator.kube.client import Invalid, Kube, ResourceRef, split_api_version
+from federator.kube.client import Invalid, Kube, NotFound, ResourceRef, split_api_version
 from federator.kube.discovery import DiscoveryCache
 from federator.operator.status import build_status, child_entry
 
@@ -173,22 +173,7 @@ class Reconciler:
             external_topics=external,
         )
 
-        applied: list[str] = []
-        failed: dict[Key, health.ChildHealth] = {}
-        for child in plan.apply:
-            self._mark_before_apply(child, live.get(child.key))
-            try:
-                live[child.key] = self.kube.apply(
-                    ref_of(child.kind, child.api_version, child.namespace, child.name),
-                    child.manifest,
-                    child.kind,
-                )
-                self._remember(child.key, live[child.key])
-                applied.append(f"{child.kind}/{child.name}")
-            except Invalid as exc:
-                failed[child.key] = health.ChildHealth(
-                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(exc)
-                )
+        applied, failed = self._apply(plan.apply, live)
         pruned = []
         for item in plan.prune:
             self._remember(item.key, None)
@@ -228,6 +213,32 @@ class Reconciler:
             applied=tuple(applied),
             pruned=tuple(pruned),
         )
+
+    def _apply(
+        self, children: tuple[Child, ...], live: dict[Key, dict[str, Any]]
+    ) -> tuple[list[str], dict[Key, health.ChildHealth]]:
+        """Server-side apply each child in order; a refused child is Degraded, the rest go on."""
+        applied: list[str] = []
+        failed: dict[Key, health.ChildHealth] = {}
+        for child in children:
+            self._mark_before_apply(child, live.get(child.key))
+            try:
+                live[child.key] = self.kube.apply(
+                    ref_of(child.kind, child.api_version, child.namespace, child.name),
+                    child.manifest,
+                    child.kind,
+                )
+                self._remember(child.key, live[child.key])
+                applied.append(f"{child.kind}/{child.name}")
+            except Invalid as exc:
+                failed[child.key] = health.ChildHealth(
+                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(exc)
+                )
+            except NotFound:
+                # The delegate's CRD went away since discovery: look again next time.
+                self.discovery.invalidate()
+                raise
+        return applied, failed
 
     def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
         """`compile_application`, memoised on everything it reads: the identity, generation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Sequence
 
 import kopf
@@ -17,6 +18,8 @@ from federator.metrics import Metrics
 from federator.operator.handlers import build_registry
 from federator.operator.reconciler import Reconciler
 from federator.operator.workers import Workers
+
+log = logging.getLogger("federator.run")
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -68,12 +71,31 @@ def run(
     )
     if peering and priority is None:
         priority = secrets.randbelow(2**31 - 2) + 1
-    kopf.run(
-        registry=build_registry(workers, reconciler, settings),
-        standalone=peering is None,
-        peering_name=peering,
-        priority=priority or 0,
-        clusterwide=not watched,
-        namespaces=watched,
-        liveness_endpoint=liveness,
-    )
+    registry = build_registry(workers, reconciler, settings)
+    delay = 1.0
+    while True:
+        started = time.monotonic()
+        try:
+            kopf.run(
+                registry=registry,
+                standalone=peering is None,
+                peering_name=peering,
+                priority=priority or 0,
+                clusterwide=not watched,
+                namespaces=watched,
+                liveness_endpoint=liveness,
+            )
+            return  # stopped by a signal: a clean exit
+        except Exception as exc:
+            # kopf's watch machinery can die on a race it does not absorb (e.g. a delegate CRD
+            # deleted between its discovery and its watch request: a 404 on the watch). The
+            # state lives in the cluster, so restart the machinery in-process, with backoff,
+            # instead of exiting: a restart of converged applications makes no writes.
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            log.warning(
+                "the watch machinery failed (%s: %s); restarting in %.0fs",
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            time.sleep(delay)

@@ -323,6 +323,10 @@ def test_missing_delegate_then_installed(cluster: Cluster, env: dict[str, Any]) 
     assert delegates["status"] == "False"
     cluster.plane.install_crds(LYFT_CRD)
     eventually(lambda: healthy(cluster, "lyft-late"), "Healthy once the CRD is installed", 120)
+    # Deleting a watched CRD can kill kopf's watch machinery (a 404 on a watch): federator
+    # restarts it in-process, so the operator is still running.
+    operator: OperatorProcess = env["operator"]
+    assert operator.proc is not None and operator.proc.poll() is None
 
 
 def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:

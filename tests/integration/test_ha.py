@@ -1,22 +1,22 @@
 """HA with kopf peering on the real control plane: one active replica, failover on its exit.
 
 Aspects covered:
-- two `federator run --peering federator` processes: exactly one works, the other pauses
-  (distinct random priorities; kopf's default of 0 for both would pause both);
+- two `federator run --peering federator` processes: exactly one works (known by its reconcile
+  count), the other stands by (distinct random priorities; kopf's default 0 pauses both);
 - when the active one stops, the other resumes and reconciles new Applications.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+from federator.devcluster.harness import OperatorProcess, eventually, free_port
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -26,17 +26,6 @@ else:
 REPO = Path(__file__).resolve().parents[2]
 NS = "ha-apps"
 APPS = f"/apis/federator.io/v1alpha1/namespaces/{NS}/applications"
-PAUSED = "Pausing operations in favour of"
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def application(name: str) -> dict[str, Any]:
@@ -54,9 +43,7 @@ def reconciled(cluster: Cluster, name: str) -> bool:
 
 
 @pytest.fixture
-def replicas(
-    cluster: Cluster, tmp_path: Path
-) -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+def replicas(cluster: Cluster, tmp_path: Path) -> Iterator[list[OperatorProcess]]:
     rendered = subprocess.run(
         [
             str(cluster.bin_dir / "helm"),
@@ -85,73 +72,65 @@ def replicas(
         {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "federator"}},
     )
     assert status in (201, 409), body
-    settings = tmp_path / "settings.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "kafkaClusters": [
-                    {
-                        "name": "default",
-                        "strimziCluster": "s",
-                        "namespace": NS,
-                        "bootstrapServers": "b:9092",
-                    }
-                ],
-                "operator": {"metricsPort": 0, "livenessPort": 0},
-            }
-        )
-    )
     procs = []
     for i in range(2):
-        log = tmp_path / f"replica-{i}.log"
-        procs.append(
-            (
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "federator",
-                        "run",
-                        "--kubeconfig",
-                        str(cluster.kubeconfig),
-                        "--settings",
-                        str(settings),
-                        "-n",
-                        NS,
-                        "--peering",
-                        "federator",
+        settings = tmp_path / f"settings-{i}.yaml"
+        settings.write_text(
+            yaml.safe_dump(
+                {
+                    "kafkaClusters": [
+                        {
+                            "name": "default",
+                            "strimziCluster": "s",
+                            "namespace": NS,
+                            "bootstrapServers": "b:9092",
+                        }
                     ],
-                    stdout=log.open("wb"),
-                    stderr=subprocess.STDOUT,
-                ),
-                log,
+                    "operator": {"metricsPort": free_port(), "livenessPort": 0},
+                }
             )
         )
+        replica = OperatorProcess(
+            settings,
+            cluster.kubeconfig,
+            tmp_path / f"replica-{i}.log",
+            namespaces=[NS],
+            # Fixed, distinct priorities make the active replica known in advance; without
+            # --priority each process draws a random one (kopf's default 0 pauses all).
+            extra_args=["--peering", "federator", "--priority", str(100 - 50 * i)],
+        )
+        replica.start()
+        procs.append(replica)
     try:
         yield procs
     finally:
-        for proc, _ in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(20)
+        for replica in procs:
+            replica.stop()
+
+
+def reconciles(replica: OperatorProcess) -> float:
+    return replica.metric("federator_reconcile_duration_seconds_count")
+
+
+def peers(cluster: Cluster) -> int:
+    body = cluster.plane.request("GET", f"/apis/kopf.dev/v1/namespaces/{NS}/kopfpeerings/federator")
+    return len(body[1].get("status") or {})
 
 
 def test_one_replica_works_and_the_other_takes_over(
-    cluster: Cluster, replicas: list[tuple[subprocess.Popen[bytes], Path]]
+    cluster: Cluster, replicas: list[OperatorProcess]
 ) -> None:
-    def one_paused() -> list[int]:
-        return [i for i, (_, log) in enumerate(replicas) if PAUSED in log.read_text()]
-
-    paused = eventually(one_paused, "one replica to pause in favour of the other")
-    assert len(paused) == 1
-    standby = paused[0]
-    active = 1 - standby
+    active, standby = replicas  # priorities 100 and 50
+    eventually(lambda: peers(cluster) >= 2, "both replicas in the KopfPeering")
     cluster.plane.request("POST", APPS, application("first"))
     eventually(lambda: reconciled(cluster, "first"), "the active replica to reconcile")
-
-    proc, _ = replicas[active]
-    proc.terminate()
-    proc.wait(20)
+    assert reconciles(active) > 0
+    idle = reconciles(standby)
     cluster.plane.request("POST", APPS, application("second"))
-    eventually(lambda: reconciled(cluster, "second"), "the standby to take over", 120)
-    assert "Resuming operations after the pause" in replicas[standby][1].read_text()
+    eventually(lambda: reconciled(cluster, "second"), "the active replica to reconcile again")
+    assert reconciles(standby) == idle  # the standby did nothing while the active one ran
+
+    active.stop()
+    cluster.plane.request("POST", APPS, application("third"))
+    eventually(lambda: reconciled(cluster, "third"), "the standby to take over", 120)
+    assert reconciles(standby) > idle

@@ -367,12 +367,14 @@ def report(rows: Sequence[Row], info: dict[str, str], *, quick: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the text between the markers, or append the section (creating the file)."""
+def write_section(path: Path, section: str, markers: tuple[str, str] = (START, END)) -> None:
+    """Replace the text between the markers, or append the section (creating the file).
+    Each benchmark owns one marked section of docs/PERFORMANCE.md."""
+    first, last = markers
     text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    start, end = text.find(START), text.find(END)
+    start, end = text.find(first), text.find(last)
     if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END) :]
+        text = text[:start] + section.rstrip("\n") + text[end + len(last) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1007,22 +1007,10 @@ def main(argv: Sequence[str] | None = None, plane: ControlPlane | None = None) -
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     section = report(results, results["info"], quick=args.quick)
-    write_section(args.output, section)
+    _load_compile_bench().write_section(args.output, section, (START, END))
     print(section)
     print(f"wrote {args.output}")
     return 0
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the text between our markers, or append the section (creating the file)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    start, end = text.find(START), text.find(END)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

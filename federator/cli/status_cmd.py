@@ -30,6 +30,7 @@ from typing import Any, Final
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
+from federator.core import fields
 
 GROUP: Final = "federator.io"
 VERSION: Final = "v1alpha1"
@@ -50,22 +51,6 @@ Body = Mapping[str, Any]
 # --------------------------------------------------------------------------------------------------
 # Pure: reading a body defensively (anything may be missing or of the wrong type)
 # --------------------------------------------------------------------------------------------------
-
-
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _list(value: Any) -> list[Any]:
@@ -95,7 +80,7 @@ def _clip(text: str, width: int | None) -> str:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    text = _str(value)
+    text = fields.as_str(value)
     if not text:
         return None
     try:
@@ -138,17 +123,17 @@ def _age(value: Any, now: datetime) -> str:
 
 def _conditions(status: Any) -> list[dict[str, str]]:
     found = []
-    for item in _list(_get(status, "conditions")):
-        kind = _str(_get(item, "type"))
+    for item in _list(fields.get(status, "conditions")):
+        kind = fields.as_str(fields.get(item, "type"))
         if kind is None:
             continue
         found.append(
             {
                 "type": kind,
-                "status": _str(_get(item, "status")) or "Unknown",
-                "reason": _str(_get(item, "reason")) or "",
-                "message": _str(_get(item, "message")) or "",
-                "lastTransitionTime": _str(_get(item, "lastTransitionTime")) or "",
+                "status": fields.as_str(fields.get(item, "status")) or "Unknown",
+                "reason": fields.as_str(fields.get(item, "reason")) or "",
+                "message": fields.as_str(fields.get(item, "message")) or "",
+                "lastTransitionTime": fields.as_str(fields.get(item, "lastTransitionTime")) or "",
             }
         )
     return found
@@ -156,15 +141,15 @@ def _conditions(status: Any) -> list[dict[str, str]]:
 
 def _children(status: Any) -> list[dict[str, str]]:
     found = []
-    for item in _list(_get(status, "children")):
+    for item in _list(fields.get(status, "children")):
         if not isinstance(item, Mapping):
             continue
         child = {
-            key: _str(item.get(key)) or ""
+            key: fields.as_str(item.get(key)) or ""
             for key in ("kind", "apiVersion", "namespace", "name", "health", "reason", "message")
         }
         for key in ("streamlet", "topic"):
-            value = _str(item.get(key))
+            value = fields.as_str(item.get(key))
             if value:
                 child[key] = value
         found.append(child)
@@ -178,24 +163,24 @@ def summarize(body: Body) -> dict[str, Any]:
     status describes an older generation than the spec's (``status.observedGeneration`` lower
     than ``metadata.generation``, or absent).
     """
-    status = _get(body, "status")
+    status = fields.get(body, "status")
     status = status if isinstance(status, Mapping) else {}
-    generation = _int(_get(body, "metadata", "generation"))
-    observed = _int(status.get("observedGeneration"))
-    phase = _str(status.get("phase")) or None
-    ready, total = _int(status.get("ready")), _int(status.get("total"))
+    generation = fields.as_int(fields.get(body, "metadata", "generation"))
+    observed = fields.as_int(status.get("observedGeneration"))
+    phase = fields.as_str(status.get("phase")) or None
+    ready, total = fields.as_int(status.get("ready")), fields.as_int(status.get("total"))
     stale = bool(status) and generation is not None and (observed is None or observed < generation)
     return {
-        "namespace": _str(_get(body, "metadata", "namespace")) or "",
-        "name": _str(_get(body, "metadata", "name")) or "",
-        "creationTimestamp": _str(_get(body, "metadata", "creationTimestamp")),
+        "namespace": fields.as_str(fields.get(body, "metadata", "namespace")) or "",
+        "name": fields.as_str(fields.get(body, "metadata", "name")) or "",
+        "creationTimestamp": fields.as_str(fields.get(body, "metadata", "creationTimestamp")),
         "generation": generation,
         "observedGeneration": observed,
         "stale": stale,
         "phase": phase,
         "ready": ready,
         "total": total,
-        "summary": _str(status.get("summary")),
+        "summary": fields.as_str(status.get("summary")),
         "conditions": _conditions(status),
         "children": _children(status),
     }
@@ -416,8 +401,8 @@ def _context_namespace(source: str | None, context: str | None) -> str:
         return "default"
     chosen = active
     if context is not None:
-        chosen = next((c for c in contexts or () if _get(c, "name") == context), None)
-    return _str(_get(chosen, "context", "namespace")) or "default"
+        chosen = next((c for c in contexts or () if fields.get(c, "name") == context), None)
+    return fields.as_str(fields.get(chosen, "context", "namespace")) or "default"
 
 
 def _api_client(source: str | None, context: str | None) -> Any:
@@ -454,7 +439,7 @@ def _get_json(body: Any) -> Any:
 def _api_message(body: Any) -> str:
     """The ``message`` of a Kubernetes Status body, else the start of the body."""
     text = body.decode(errors="replace") if isinstance(body, bytes) else body
-    return _text(_get(_get_json(body), "message")) or _clip(_text(text), 200)
+    return _text(fields.get(_get_json(body), "message")) or _clip(_text(text), 200)
 
 
 def _fetch(
@@ -490,8 +475,8 @@ def _fetch(
     token: str | None = None
     while True:
         page = page_of(token)
-        items += [item for item in _list(_get(page, "items")) if isinstance(item, Mapping)]
-        token = _str(_get(page, "metadata", "continue"))
+        items += [item for item in _list(fields.get(page, "items")) if isinstance(item, Mapping)]
+        token = fields.as_str(fields.get(page, "metadata", "continue"))
         if not token:
             return items
 
@@ -516,7 +501,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         message = _api_message(exc.body) or exc.reason or ""
         if exc.status == 404:
             decoded = _get_json(exc.body)
-            if args.name and _get(decoded, "details", "name") == args.name:
+            if args.name and fields.get(decoded, "details", "name") == args.name:
                 print(
                     f"federator: Application {args.name} not found in namespace {namespace}",
                     file=sys.stderr,

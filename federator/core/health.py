@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from federator.core import fields
+
 # --------------------------------------------------------------------------------------------------
 # Vocabulary
 # --------------------------------------------------------------------------------------------------
@@ -155,24 +157,6 @@ MAX_CONDITION_MESSAGE: Final = 32768
 # --------------------------------------------------------------------------------------------------
 
 
-def _get(value: Any, *path: str) -> Any:
-    """``value[path[0]][path[1]]...`` or ``None`` as soon as a step is not a mapping or absent."""
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    # bool is an int in Python but never a generation or a count in Kubernetes.
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _clip(text: str, limit: int = MAX_CHILD_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -180,18 +164,18 @@ def _clip(text: str, limit: int = MAX_CHILD_MESSAGE) -> str:
 def _conditions(status: Any) -> dict[str, Mapping[str, Any]]:
     """Well-formed conditions of a status by type (the last one wins, as kubectl shows them)."""
     found: dict[str, Mapping[str, Any]] = {}
-    items = _get(status, "conditions")
+    items = fields.get(status, "conditions")
     if not isinstance(items, list):
         return found
     for item in items:
-        kind = _str(_get(item, "type"))
+        kind = fields.as_str(fields.get(item, "type"))
         if kind is not None:
             found[kind] = item
     return found
 
 
 def _condition_is(conditions: Mapping[str, Mapping[str, Any]], kind: str, status: str) -> bool:
-    return bool(_get(conditions.get(kind), "status") == status)
+    return bool(fields.get(conditions.get(kind), "status") == status)
 
 
 def _progressing(reason: str, message: str = "") -> ChildHealth:
@@ -208,7 +192,7 @@ def _unknown(reason: str, message: str = "") -> ChildHealth:
 
 def _status_of(body: Mapping[str, Any]) -> Mapping[str, Any] | ChildHealth:
     """The status mapping, or the verdict when there is none (yet) or it is not an object."""
-    status = _get(body, "status")
+    status = fields.get(body, "status")
     if status is None or status == {}:
         return _progressing(
             REASON_AWAITING_STATUS, "the delegate operator has not written a status"
@@ -220,7 +204,7 @@ def _status_of(body: Mapping[str, Any]) -> Mapping[str, Any] | ChildHealth:
 
 def _stale(body: Mapping[str, Any], observed: int | None) -> ChildHealth | None:
     """Progressing when the status describes an older generation than ``metadata.generation``."""
-    generation = _int(_get(body, "metadata", "generation"))
+    generation = fields.as_int(fields.get(body, "metadata", "generation"))
     if generation is None or observed == generation:
         return None
     seen = "no observedGeneration" if observed is None else f"observedGeneration {observed}"
@@ -248,21 +232,21 @@ def kafka_topic(body: Mapping[str, Any]) -> ChildHealth:
             reason=REASON_RECONCILIATION_PAUSED,
             message="reconciliation is paused (strimzi.io/pause-reconciliation)",
         )
-    stale = _stale(body, _int(_get(status, "observedGeneration")))
+    stale = _stale(body, fields.as_int(fields.get(status, "observedGeneration")))
     if stale is not None:
         return stale
     if _condition_is(conditions, "Ready", "False"):
         ready = conditions["Ready"]
         return _degraded(
-            _str(_get(ready, "reason")) or REASON_NOT_READY,
-            _str(_get(ready, "message")) or "the topic operator reports Ready=False",
+            fields.as_str(fields.get(ready, "reason")) or REASON_NOT_READY,
+            fields.as_str(fields.get(ready, "message")) or "the topic operator reports Ready=False",
         )
-    replicas_change = _get(status, "replicasChange")
+    replicas_change = fields.get(status, "replicasChange")
     if isinstance(replicas_change, Mapping) and replicas_change:
-        target = _int(_get(replicas_change, "targetReplicas"))
-        state = _str(_get(replicas_change, "state")) or "pending"
+        target = fields.as_int(fields.get(replicas_change, "targetReplicas"))
+        state = fields.as_str(fields.get(replicas_change, "state")) or "pending"
         text = f"replication factor change to {target} is {state}"
-        detail = _str(_get(replicas_change, "message"))
+        detail = fields.as_str(fields.get(replicas_change, "message"))
         return _progressing(REASON_REPLICAS_CHANGE, f"{text}: {detail}" if detail else text)
     if _condition_is(conditions, "Ready", "True"):
         return ChildHealth(health=Health.HEALTHY, reason=REASON_READY)
@@ -295,12 +279,12 @@ SPARK_FAILED_STATES: Final = frozenset({"FAILED", "SUBMISSION_FAILED", "FAILING"
 
 def _spark_expected_executors(body: Mapping[str, Any]) -> int:
     """Executors the application should run: the dynamic-allocation floor, else the instances."""
-    if _get(body, "spec", "dynamicAllocation", "enabled") is True:
-        return _int(_get(body, "spec", "dynamicAllocation", "minExecutors")) or 0
-    instances = _int(_get(body, "spec", "executor", "instances"))
+    if fields.get(body, "spec", "dynamicAllocation", "enabled") is True:
+        return fields.as_int(fields.get(body, "spec", "dynamicAllocation", "minExecutors")) or 0
+    instances = fields.as_int(fields.get(body, "spec", "executor", "instances"))
     if instances is not None:
         return instances
-    configured = _str(_get(body, "spec", "sparkConf", "spark.executor.instances"))
+    configured = fields.as_str(fields.get(body, "spec", "sparkConf", "spark.executor.instances"))
     if configured is not None and configured.strip().isdigit():
         return int(configured)
     # The Spark operator's defaulting sets one executor when none is given.
@@ -314,20 +298,20 @@ def spark_application(body: Mapping[str, Any], mark: ApplyMark | None = None) ->
         if status.health is Health.PROGRESSING:
             return _progressing(REASON_AWAITING_SUBMISSION, "waiting for the Spark operator")
         return status
-    raw_state = _get(status, "applicationState", "state")
+    raw_state = fields.get(status, "applicationState", "state")
     if raw_state is None:
         raw_state = ""
     if not isinstance(raw_state, str):
         return _unknown(REASON_MALFORMED, "status.applicationState.state is not a string")
     state = raw_state
-    error = _str(_get(status, "applicationState", "errorMessage")) or ""
+    error = fields.as_str(fields.get(status, "applicationState", "errorMessage")) or ""
 
     # Suspending never resubmits, so the submissionID legitimately stays: decide this first.
     if state == "SUSPENDED":
         return ChildHealth(
             health=Health.SUSPENDED, reason=state, message="the application is suspended"
         )
-    submission = _str(_get(status, "submissionID")) or ""
+    submission = fields.as_str(fields.get(status, "submissionID")) or ""
     if mark is not None and mark.spark_submission_id == submission:
         # The state (even a failure) still belongs to the previous spec's submission.
         text = "waiting for the Spark operator to resubmit the updated spec"
@@ -342,7 +326,7 @@ def spark_application(body: Mapping[str, Any], mark: ApplyMark | None = None) ->
     if state in SPARK_PROGRESSING_STATES:
         return _progressing(state, error)
     if state == "RUNNING":
-        executors = _get(status, "executorState")
+        executors = fields.get(status, "executorState")
         running = (
             sum(1 for value in executors.values() if value == "RUNNING")
             if isinstance(executors, Mapping)
@@ -381,23 +365,23 @@ def _flink_error_text(error: str) -> str:
         parsed = json.loads(error)
     except ValueError:
         return error
-    message = _str(_get(parsed, "message"))
+    message = fields.as_str(fields.get(parsed, "message"))
     return message if message else error
 
 
 def _flink_observed_generation(status: Mapping[str, Any]) -> int | None:
     """``status.observedGeneration``, else the generation in ``lastReconciledSpec`` (older ones)."""
-    observed = _int(_get(status, "observedGeneration"))
+    observed = fields.as_int(fields.get(status, "observedGeneration"))
     if observed is not None:
         return observed
-    spec = _str(_get(status, "reconciliationStatus", "lastReconciledSpec"))
+    spec = fields.as_str(fields.get(status, "reconciliationStatus", "lastReconciledSpec"))
     if not spec:
         return None
     try:
         parsed = json.loads(spec)
     except ValueError:
         return None
-    return _int(_get(parsed, "resource_metadata", "metadata", "generation"))
+    return fields.as_int(fields.get(parsed, "resource_metadata", "metadata", "generation"))
 
 
 def flink_deployment(body: Mapping[str, Any]) -> ChildHealth:
@@ -405,10 +389,10 @@ def flink_deployment(body: Mapping[str, Any]) -> ChildHealth:
     status = _status_of(body)
     if isinstance(status, ChildHealth):
         return status
-    lifecycle = _get(status, "lifecycleState")
-    job_manager = _get(status, "jobManagerDeploymentStatus")
-    job_state = _get(status, "jobStatus", "state")
-    raw_error = _str(_get(status, "error")) or ""
+    lifecycle = fields.get(status, "lifecycleState")
+    job_manager = fields.get(status, "jobManagerDeploymentStatus")
+    job_state = fields.get(status, "jobStatus", "state")
+    raw_error = fields.as_str(fields.get(status, "error")) or ""
     error = _flink_error_text(raw_error) if raw_error else ""
 
     stale = _stale(body, _flink_observed_generation(status))
@@ -445,7 +429,7 @@ def flink_deployment(body: Mapping[str, Any]) -> ChildHealth:
             shown if isinstance(job_manager, str) and job_manager else REASON_AWAITING_STATUS,
             f"JobManager is {shown}",
         )
-    if _get(body, "spec", "job") is None:
+    if fields.get(body, "spec", "job") is None:
         # Session mode: the cluster is the product; jobs come from FlinkSessionJobs.
         return ChildHealth(health=Health.HEALTHY, reason=lifecycle, message="JobManager READY")
     if isinstance(job_state, str) and job_state in _FLINK_JOB_TERMINAL:
@@ -491,8 +475,8 @@ LYFT_PROGRESSING_PHASES: Final = frozenset(
 def _lyft_error_text(status: Mapping[str, Any]) -> str:
     """``status.reason`` and ``status.lastSeenError.appError``, whichever are set."""
     parts = [
-        _str(_get(status, "reason")) or "",
-        _str(_get(status, "lastSeenError", "appError")) or "",
+        fields.as_str(fields.get(status, "reason")) or "",
+        fields.as_str(fields.get(status, "lastSeenError", "appError")) or "",
     ]
     return "; ".join(part for part in parts if part)
 
@@ -504,15 +488,15 @@ def flink_application(body: Mapping[str, Any], mark: ApplyMark | None = None) ->
         if status.health is Health.PROGRESSING:
             return _progressing(REASON_AWAITING_DEPLOY, "waiting for the Lyft Flink operator")
         return status
-    raw_phase = _get(status, "phase")
+    raw_phase = fields.get(status, "phase")
     if raw_phase is None:
         raw_phase = ""
     if not isinstance(raw_phase, str):
         return _unknown(REASON_MALFORMED, "status.phase is not a string")
     phase = raw_phase
-    job_state = _get(status, "jobStatus", "state")
-    deploy_hash = _str(_get(status, "deployHash")) or ""
-    failed_hash = _str(_get(status, "failedDeployHash")) or ""
+    job_state = fields.get(status, "jobStatus", "state")
+    deploy_hash = fields.as_str(fields.get(status, "deployHash")) or ""
+    failed_hash = fields.as_str(fields.get(status, "failedDeployHash")) or ""
     error = _lyft_error_text(status)
 
     if phase in ("DeployFailed", "RollingBackJob"):
@@ -558,27 +542,28 @@ def deployment(body: Mapping[str, Any], suspended: bool = False) -> ChildHealth:
     status = _status_of(body)
     if isinstance(status, ChildHealth):
         return status
-    stale = _stale(body, _int(_get(status, "observedGeneration")))
+    stale = _stale(body, fields.as_int(fields.get(status, "observedGeneration")))
     if stale is not None:
         return stale
     progressing = _conditions(status).get("Progressing")
     if (
-        _get(progressing, "status") == "False"
-        and _get(progressing, "reason") == REASON_PROGRESS_DEADLINE_EXCEEDED
+        fields.get(progressing, "status") == "False"
+        and fields.get(progressing, "reason") == REASON_PROGRESS_DEADLINE_EXCEEDED
     ):
         return _degraded(
             REASON_PROGRESS_DEADLINE_EXCEEDED,
-            _str(_get(progressing, "message")) or "the rollout exceeded its progress deadline",
+            fields.as_str(fields.get(progressing, "message"))
+            or "the rollout exceeded its progress deadline",
         )
-    if _get(body, "spec", "paused") is True:
+    if fields.get(body, "spec", "paused") is True:
         return ChildHealth(health=Health.SUSPENDED, reason=REASON_PAUSED, message="rollout paused")
-    desired_raw = _get(body, "spec", "replicas")
-    desired = 1 if desired_raw is None else _int(desired_raw)
+    desired_raw = fields.get(body, "spec", "replicas")
+    desired = 1 if desired_raw is None else fields.as_int(desired_raw)
     if desired is None:
         return _unknown(REASON_MALFORMED, "spec.replicas is not an integer")
-    replicas = _int(_get(status, "replicas")) or 0
-    updated = _int(_get(status, "updatedReplicas")) or 0
-    available = _int(_get(status, "availableReplicas")) or 0
+    replicas = fields.as_int(fields.get(status, "replicas")) or 0
+    updated = fields.as_int(fields.get(status, "updatedReplicas")) or 0
+    available = fields.as_int(fields.get(status, "availableReplicas")) or 0
 
     if desired == 0 and suspended:
         if replicas == 0:
@@ -928,14 +913,14 @@ def merge_conditions(
     """
     before: dict[str, Mapping[str, Any]] = {}
     for item in previous if isinstance(previous, Sequence) else ():
-        kind = _str(_get(item, "type"))
+        kind = fields.as_str(fields.get(item, "type"))
         if kind is not None:
             before[kind] = item
     merged: list[dict[str, Any]] = []
     for condition in current:
         old = before.get(condition.type)
-        old_time = _str(_get(old, "lastTransitionTime"))
-        unchanged = old is not None and _get(old, "status") == condition.status and old_time
+        old_time = fields.as_str(fields.get(old, "lastTransitionTime"))
+        unchanged = old is not None and fields.get(old, "status") == condition.status and old_time
         merged.append(
             {
                 "type": condition.type,

@@ -57,6 +57,7 @@ from federator.core.settings import parse_settings  # noqa: E402
 from federator.devcluster import build  # noqa: E402
 from federator.devcluster.harness import (  # noqa: E402
     OperatorProcess,
+    current_delegate_crds,
     eventually,
     free_port,
     parse_metrics,
@@ -213,13 +214,7 @@ class Bench:
 
     def setup(self) -> None:
         self.plane.install_crds(REPO / "crds" / "application.yaml")
-        self.plane.install_crds(
-            *[
-                p
-                for p in sorted(DELEGATES.glob("*.crd.yaml"))
-                if "0.51.0" not in p.name and "scheduled" not in p.name
-            ]
-        )
+        self.plane.install_crds(*current_delegate_crds(DELEGATES))
         self.op_namespaces = [f"bench-op-{i}" for i in range(1, self.repeats + 1)]
         self.floor_namespaces = [f"bench-floor-{i}" for i in range(1, self.repeats + 1)]
         for ns in (

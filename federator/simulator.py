@@ -318,17 +318,22 @@ def spark_expected_executors(body: Mapping[str, Any]) -> int:
     return max(counts) if counts else 1
 
 
-def _spark(old: dict[str, Any], state: str, *, error: str = "", **changes: Any) -> dict[str, Any]:
-    """A Spark status in ``state``, keeping what the operator keeps across states."""
-    new = {key: value for key, value in old.items() if key != "applicationState"}
-    new["applicationState"] = {"state": state, **({"errorMessage": error} if error else {})}
-    new.setdefault("driverInfo", {})  # required by the CRD's status schema
+def _changed(new: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` with `changes` applied: a `_MISSING` value removes its key."""
     for key, value in changes.items():
         if value is _MISSING:
             new.pop(key, None)
         else:
             new[key] = value
     return new
+
+
+def _spark(old: dict[str, Any], state: str, *, error: str = "", **changes: Any) -> dict[str, Any]:
+    """A Spark status in ``state``, keeping what the operator keeps across states."""
+    new = {key: value for key, value in old.items() if key != "applicationState"}
+    new["applicationState"] = {"state": state, **({"errorMessage": error} if error else {})}
+    new.setdefault("driverInfo", {})  # required by the CRD's status schema
+    return _changed(new, changes)
 
 
 def spark_application_step(
@@ -454,12 +459,7 @@ def flink_error(message: str) -> str:
 def _flink(old: dict[str, Any], lifecycle: str, **changes: Any) -> dict[str, Any]:
     new = {key: value for key, value in old.items() if key != "error"}
     new["lifecycleState"] = lifecycle
-    for key, value in changes.items():
-        if value is _MISSING:
-            new.pop(key, None)
-        else:
-            new[key] = value
-    return new
+    return _changed(new, changes)
 
 
 def flink_deployment_step(
@@ -634,12 +634,7 @@ def _lyft(old: dict[str, Any], phase: str, now: str, **changes: Any) -> dict[str
     new.setdefault("startedAt", now)
     if old.get("phase") != phase or not old:
         new["lastUpdatedAt"] = now
-    for key, value in changes.items():
-        if value is _MISSING:
-            new.pop(key, None)
-        else:
-            new[key] = value
-    return new
+    return _changed(new, changes)
 
 
 def flink_application_step(

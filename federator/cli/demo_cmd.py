@@ -41,12 +41,9 @@ def delegate_crds() -> list[Path]:
         str(REPO.parent / "shared" / "delegate-crds"),
     ):
         if candidate and Path(candidate).is_dir():
-            # The newest Strimzi (v1 only) wins over the 0.51.0 file of the same CRD name.
-            return sorted(
-                p
-                for p in Path(candidate).glob("*.crd.yaml")
-                if "0.51.0" not in p.name and "scheduled" not in p.name
-            )
+            from federator.devcluster.harness import current_delegate_crds
+
+            return current_delegate_crds(Path(candidate))
     return []
 
 

@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import (
+    OperatorProcess,
+    current_delegate_crds,
+    eventually,
+    free_port,
+)
 from federator.devcluster.launcher import kubeconfig_text
 from federator.simulator import DelegateSimulator
 
@@ -86,13 +91,7 @@ def installed(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The chart installed in namespaced mode; the operator running as its ServiceAccount."""
-    cluster.plane.install_crds(
-        *[
-            p
-            for p in sorted(DELEGATES.glob("*.crd.yaml"))
-            if "0.51.0" not in p.name and "scheduled" not in p.name
-        ]
-    )
+    cluster.plane.install_crds(*current_delegate_crds(DELEGATES))
     for ns in (RELEASE_NS, APPS_NS, KAFKA_NS, OUTSIDE_NS):
         cluster.ensure_namespace(ns)
     tmp = tmp_path_factory.mktemp("chart")

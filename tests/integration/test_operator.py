@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import (
+    OperatorProcess,
+    current_delegate_crds,
+    eventually,
+    free_port,
+)
 from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:
@@ -49,13 +54,7 @@ APP = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
 @pytest.fixture(scope="module")
 def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cluster.plane.install_crds(REPO / "crds" / "application.yaml")
-    cluster.plane.install_crds(
-        *[
-            p
-            for p in sorted(DELEGATES.glob("*.crd.yaml"))
-            if "0.51.0" not in p.name and "scheduled" not in p.name
-        ]
-    )
+    cluster.plane.install_crds(*current_delegate_crds(DELEGATES))
     for ns in (APPS_NS, KAFKA_NS):
         cluster.ensure_namespace(ns)
     tmp = tmp_path_factory.mktemp("operator")

@@ -16,6 +16,8 @@ Metrics:
 - ``federator_api_writes_total{verb,kind}``: counter, verb apply|delete|patch_status|event.
 - ``federator_status_writes_total{namespace,application}``: counter of Application status
   patches.
+- ``federator_child_reads_total{source,kind}``: counter of children observed by reconciles,
+  source cache (the watch cache) or api (a GET: a cache miss, a restart, a resync).
 
 ``forget`` removes every series of a deleted application. This module is shell, not core: the
 core stays free of I/O (the HTTP server) and of process-wide state.
@@ -35,9 +37,11 @@ from federator.core.health import HEALTH_ORDER, PHASE_INVALID, AppHealth, ChildR
 
 ReconcileResult = Literal["success", "invalid", "error"]
 WriteVerb = Literal["apply", "delete", "patch_status", "event"]
+ReadSource = Literal["cache", "api"]
 
 RECONCILE_RESULTS: Final[tuple[str, ...]] = get_args(ReconcileResult)
 WRITE_VERBS: Final[tuple[str, ...]] = get_args(WriteVerb)
+READ_SOURCES: Final[tuple[str, ...]] = get_args(ReadSource)
 PHASES: Final[tuple[str, ...]] = (*(health.value for health in HEALTH_ORDER), PHASE_INVALID)
 """Every value ``status.phase`` can take (the CRD's enum)."""
 HEALTHS: Final[tuple[str, ...]] = tuple(health.value for health in HEALTH_ORDER)
@@ -84,6 +88,12 @@ class Metrics:
             "federator_status_writes",
             "Status patches of an Application.",
             ("namespace", "application"),
+            registry=self.registry,
+        )
+        self.child_reads: Final = Counter(
+            "federator_child_reads",
+            "Children observed by reconciles, from the watch cache or by a GET.",
+            ("source", "kind"),
             registry=self.registry,
         )
         self._lock = threading.Lock()
@@ -164,6 +174,12 @@ class Metrics:
         if verb not in WRITE_VERBS:
             raise ValueError(f"unknown write verb {verb!r}; one of {WRITE_VERBS}")
         self.api_writes.labels(verb, kind).inc()
+
+    def count_child_read(self, source: ReadSource, kind: str) -> None:
+        """Count one child observed by a reconcile, from the watch cache or the API."""
+        if source not in READ_SOURCES:
+            raise ValueError(f"unknown read source {source!r}; one of {READ_SOURCES}")
+        self.child_reads.labels(source, kind).inc()
 
     def count_status_write(self, namespace: str, application: str) -> None:
         """Count one status patch of an Application."""

@@ -119,9 +119,15 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=5) as r:
             return parse_metrics(r.read().decode())
 
-    def metric(self, prefix: str) -> float:
-        """The sum of every sample whose name (with labels) starts with `prefix`."""
-        return sum(v for k, v in self.metrics().items() if k.startswith(prefix))
+    def metric(self, prefix: str, **labels: str) -> float:
+        """The sum of every sample whose name (with labels) starts with `prefix` and that has
+        every label in `labels` (the exposition orders labels by name, not declaration)."""
+        wanted = [f'{k}="{v}"' for k, v in labels.items()]
+        return sum(
+            v
+            for k, v in self.metrics().items()
+            if k.startswith(prefix) and all(w in k for w in wanted)
+        )
 
     def cpu_seconds(self) -> float:
         """utime + stime of the operator process (from /proc; 0 where unavailable)."""

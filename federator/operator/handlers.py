@@ -2,9 +2,10 @@
 
 - Application created, changed (spec), resumed after a restart, or its resync timer fired:
   kick its worker (a debounced, level-based reconcile).
-- Any child (label `app.kubernetes.io/managed-by: federator`) changed: kick the application
-  named by its `federator.io/application` annotation, so health follows the delegates (except
-  the echo of our own apply: the very version the applying reconcile already saw).
+- Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
+  cache (reconciles read children from there) and kick the application named by its
+  `federator.io/application` annotation, so health follows the delegates (except the echo of
+  our own apply: the very version the applying reconcile already saw).
 - Application deleted: the finalizer deletes Delete-policy topics and cross-namespace
   children; the garbage collector removes the owned rest.
 """
@@ -85,8 +86,14 @@ def build_registry(
         if namespace and name:
             workers.kick(namespace, name)
 
-    for decorator in (kopf.on.resume, kopf.on.create):
-        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick)
+    async def kick_fresh(namespace: str | None, name: str | None, **_: Any) -> None:
+        # A restart or a resync: look at every child with a GET, not at the watch cache,
+        # which bounds whatever a watch may have missed to one resync period.
+        if namespace and name:
+            workers.kick(namespace, name, fresh=True)
+
+    kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick)
+    kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick_fresh)
     kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", field="spec")(kick)
     kopf.timer(
         GROUP,
@@ -96,7 +103,7 @@ def build_registry(
         id="resync",
         interval=settings.operator.resync_seconds,
         initial_delay=settings.operator.resync_seconds,
-    )(kick)
+    )(kick_fresh)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def finalize(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
@@ -106,6 +113,8 @@ def build_registry(
             log.info("application %s/%s deleted; removed %s", namespace, name, ", ".join(deleted))
 
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
+        event = event or {}
+        reconciler.cache.seen(event.get("type"), event.get("object") or dict(body))
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
         if not (namespace and name):
@@ -118,7 +127,7 @@ def build_registry(
             str(meta.get("resourceVersion") or ""),
         )
         # A deletion is never an echo (its resourceVersion is new, but be explicit).
-        workers.kick(namespace, name, None if (event or {}).get("type") == "DELETED" else echo)
+        workers.kick(namespace, name, None if event.get("type") == "DELETED" else echo)
 
     for delegate in runtimes.ALL:
         kopf.on.event(

@@ -22,8 +22,16 @@ from federator.core.plan import InventoryItem, Observed, deletion_plan, make_pla
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
 from federator.core.settings import Settings
-from federator.kube.client import Invalid, Kube, NotFound, ResourceRef, split_api_version
+from federator.kube.client import (
+    Invalid,
+    Kube,
+    KubeError,
+    NotFound,
+    ResourceRef,
+    split_api_version,
+)
 from federator.kube.discovery import DiscoveryCache
+from federator.operator.child_cache import ChildCache
 from federator.operator.status import build_status, child_entry
 
 log = logging.getLogger("federator.reconcile")
@@ -33,7 +41,7 @@ COMPILED_CACHE = 256
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
 OBSERVERS = 8
-"""Concurrent GETs of one reconcile's children (a shared pool, so many applications
+"""Concurrent GETs and applies of one reconcile's children (a shared pool, so many applications
 reconciling at once never open more connections than this)."""
 
 
@@ -73,20 +81,34 @@ class Reconciler:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _written: dict[Key, str] = field(default_factory=dict)  # resourceVersion of our last apply
     _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
+    cache: ChildCache = field(default_factory=ChildCache)
+    on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(OBSERVERS, thread_name_prefix="observe")
     )
 
     # -- observation
 
-    def _observe(self, kind: str, api_version: str, namespace: str, name: str) -> Any:
+    def _observe(
+        self, kind: str, api_version: str, namespace: str, name: str, *, fresh: bool = False
+    ) -> Any:
+        """A child as last streamed to us, else (a cache miss, or `fresh`) by GET."""
+        if not fresh:
+            hit = self.cache.get((kind, namespace, name))
+            if hit is not None:
+                if self.on_read is not None:
+                    self.on_read("cache", kind)
+                return hit
+        if self.on_read is not None:
+            self.on_read("api", kind)
         return self.kube.get(ref_of(kind, api_version, namespace, name))
 
-    def _observe_all(self, wanted: list[tuple[str, str, str, str]]) -> list[Any]:
-        """GET every child concurrently (one round trip of latency instead of one per child)."""
+    def _observe_all(self, wanted: list[tuple[str, str, str, str]], *, fresh: bool) -> list[Any]:
+        """Every child; the GETs of the cache misses run concurrently (one round trip of
+        latency instead of one per child)."""
         if len(wanted) <= 1:
-            return [self._observe(*w) for w in wanted]
-        return list(self._pool.map(lambda w: self._observe(*w), wanted))
+            return [self._observe(*w, fresh=fresh) for w in wanted]
+        return list(self._pool.map(lambda w: self._observe(*w, fresh=fresh), wanted))
 
     def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
         """Whether this exact version of a child is the one our own last apply returned: its
@@ -128,7 +150,8 @@ class Reconciler:
 
     # -- the reconcile
 
-    def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+    def reconcile(self, body: Mapping[str, Any], *, fresh: bool = False) -> Outcome:
+        """`fresh`: GET every child instead of trusting the watch cache (the resync)."""
         meta = body.get("metadata") or {}
         owner = f"{meta.get('namespace')}/{meta.get('name')}"
         previous = body.get("status") or {}
@@ -141,12 +164,15 @@ class Reconciler:
         try:
             compiled = self._compile(body)
         except InvalidSpec as exc:
-            return self._invalid(body, previous, inventory, exc, generation)
+            return self._invalid(body, previous, inventory, exc, generation, fresh=fresh)
 
         app = compiled.app
         discovered = self.discovery.get()
         live: dict[Key, dict[str, Any]] = {}
         installed = discovered.installed
+        self.cache.keep_kinds(
+            d.kind for d in runtimes.ALL if d.group in ("", "apps") or d.crd_name in installed
+        )
         wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
         wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
         to_observe: dict[Key, tuple[str, str, str, str]] = {}
@@ -155,7 +181,9 @@ class Reconciler:
             if delegate.group not in ("", "apps") and delegate.crd_name not in installed:
                 continue
             to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
-        for key, got in zip(to_observe, self._observe_all(list(to_observe.values())), strict=True):
+        for key, got in zip(
+            to_observe, self._observe_all(list(to_observe.values()), fresh=fresh), strict=True
+        ):
             if got is not None:
                 live[key] = got
         observed = {
@@ -217,27 +245,45 @@ class Reconciler:
     def _apply(
         self, children: tuple[Child, ...], live: dict[Key, dict[str, Any]]
     ) -> tuple[list[str], dict[Key, health.ChildHealth]]:
-        """Server-side apply each child in order; a refused child is Degraded, the rest go on."""
-        applied: list[str] = []
-        failed: dict[Key, health.ChildHealth] = {}
+        """Server-side apply one wave's children, concurrently (they do not depend on each
+        other; the plan only puts children whose topics are ready in it). A refused child is
+        Degraded and the rest go on; any other error is raised once all have been tried."""
         for child in children:
             self._mark_before_apply(child, live.get(child.key))
+
+        def one(child: Child) -> dict[str, Any] | KubeError:
             try:
-                live[child.key] = self.kube.apply(
+                return self.kube.apply(
                     ref_of(child.kind, child.api_version, child.namespace, child.name),
                     child.manifest,
                     child.kind,
                 )
-                self._remember(child.key, live[child.key])
-                applied.append(f"{child.kind}/{child.name}")
-            except Invalid as exc:
+            except KubeError as exc:
+                return exc
+
+        results = (
+            list(self._pool.map(one, children)) if len(children) > 1 else [one(c) for c in children]
+        )
+        applied: list[str] = []
+        failed: dict[Key, health.ChildHealth] = {}
+        errors: list[KubeError] = []
+        for child, got in zip(children, results, strict=True):
+            if isinstance(got, Invalid):
                 failed[child.key] = health.ChildHealth(
-                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(exc)
+                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(got)
                 )
-            except NotFound:
-                # The delegate's CRD went away since discovery: look again next time.
-                self.discovery.invalidate()
-                raise
+            elif isinstance(got, KubeError):
+                errors.append(got)
+            else:
+                live[child.key] = got
+                self._remember(child.key, got)
+                self.cache.wrote(child.key, got)
+                applied.append(f"{child.kind}/{child.name}")
+        if any(isinstance(e, NotFound) for e in errors):
+            # A delegate's CRD went away since discovery: look again next time.
+            self.discovery.invalidate()
+        if errors:
+            raise errors[0]
         return applied, failed
 
     def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
@@ -279,6 +325,8 @@ class Reconciler:
         inventory: list[InventoryItem],
         exc: InvalidSpec,
         generation: int,
+        *,
+        fresh: bool,
     ) -> Outcome:
         """Invalid spec: nothing applied, nothing deleted; the previous children keep running
         and their health is still reported."""
@@ -290,7 +338,7 @@ class Reconciler:
             delegate = runtimes.BY_KIND[item.kind]
             present = delegate.group in ("", "apps") or delegate.crd_name in installed
             live = (
-                self._observe(item.kind, item.api_version, item.namespace, item.name)
+                self._observe(item.kind, item.api_version, item.namespace, item.name, fresh=fresh)
                 if present
                 else None
             )

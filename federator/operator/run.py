@@ -54,7 +54,12 @@ def run(
     kube = Kube(api_client(kubeconfig))
     metrics = Metrics()
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
-    reconciler = Reconciler(kube=kube, settings=settings, discovery=DiscoveryCache(kube))
+    reconciler = Reconciler(
+        kube=kube,
+        settings=settings,
+        discovery=DiscoveryCache(kube),
+        on_read=metrics.count_child_read,  # type: ignore[arg-type]
+    )
     workers = Workers(
         kube=kube,
         reconciler=reconciler,

@@ -51,18 +51,24 @@ class Workers:
     _last: dict[AppKey, float] = field(default_factory=dict)  # latest trigger
     _started: dict[AppKey, float] = field(default_factory=dict)  # latest reconcile start
     _real: set[AppKey] = field(default_factory=set)  # triggered by more than child echoes
+    _fresh: set[AppKey] = field(default_factory=set)  # a resync: GET every child
     _echoes: dict[AppKey, list[Echo]] = field(default_factory=dict)
     _poster: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="events")
     )
 
-    def kick(self, namespace: str, name: str, child: Echo | None = None) -> None:
+    def kick(
+        self, namespace: str, name: str, child: Echo | None = None, *, fresh: bool = False
+    ) -> None:
         """Mark an application dirty; start its worker if idle. Call on the event loop.
 
         `child`: the child version whose event triggered this. When every trigger since the
         last reconcile is the echo of one of our own applies (the version that apply returned,
-        which the reconcile that wrote it already saw), the worker skips the reconcile."""
+        which the reconcile that wrote it already saw), the worker skips the reconcile.
+        `fresh`: observe every child by GET, not from the watch cache (the resync)."""
         key = (namespace, name)
+        if fresh:
+            self._fresh.add(key)
         if child is None:
             self._real.add(key)
         else:
@@ -85,6 +91,7 @@ class Workers:
         self._last.pop(key, None)
         self._started.pop(key, None)
         self._real.discard(key)
+        self._fresh.discard(key)
         self._echoes.pop(key, None)
         task = self._tasks.pop(key, None)
         if task is not None:
@@ -105,32 +112,37 @@ class Workers:
             self._dirty.discard(key)
             real = key in self._real
             self._real.discard(key)
+            fresh = key in self._fresh
+            self._fresh.discard(key)
             echoes = self._echoes.pop(key, [])
             if not real and all(self.reconciler.own_write(*echo) for echo in echoes):
                 continue  # only the echoes of our own applies: nothing new to see
             self._started[key] = asyncio.get_running_loop().time()
             try:
-                await asyncio.to_thread(self.once, *key)
+                await asyncio.to_thread(self.once, *key, fresh=fresh)
                 backoff = 0.5
             except KubeError as exc:
                 log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", *key, backoff, exc)
                 self._dirty.add(key)
                 self._real.add(key)
+                self._fresh.add(key)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception:
                 log.exception("reconcile of %s/%s crashed; retrying in %.1fs", *key, backoff)
                 self._dirty.add(key)
                 self._real.add(key)
+                self._fresh.add(key)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _quiet(self, key: AppKey) -> None:
         """Sleep until `key` has had no trigger for `QUIET` seconds, or until `debounce` seconds
         after the first trigger since it became dirty, whichever comes first; and at least
-        until `MIN_INTERVAL` after the previous reconcile started."""
+        until `MIN_INTERVAL` after the previous reconcile started. A trigger that is not a child
+        event (the application created or changed, a resync) has no burst to wait for."""
         loop = asyncio.get_running_loop()
-        gap = min(QUIET, self.debounce)
+        gap = 0.0 if key in self._real else min(QUIET, self.debounce)
         spacing = min(MIN_INTERVAL, self.debounce)
         while True:
             now = loop.time()
@@ -141,14 +153,14 @@ class Workers:
                 return
             await asyncio.sleep(wake - now)
 
-    def once(self, namespace: str, name: str) -> Outcome | None:
+    def once(self, namespace: str, name: str, *, fresh: bool = False) -> Outcome | None:
         """Reconcile one application now (blocking). None when it is gone or being deleted."""
         body = self.kube.get_application(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
         started = time.perf_counter()
         try:
-            outcome = self.reconciler.reconcile(body)
+            outcome = self.reconciler.reconcile(body, fresh=fresh)
         except Exception:
             if self.metrics is not None:
                 self.metrics.observe_reconcile("error", time.perf_counter() - started)
@@ -171,9 +183,9 @@ class Workers:
 
     def _events(self, body: dict[str, Any], old: dict[str, Any], outcome: Outcome) -> None:
         """Kubernetes Events for what changed: Compiled, Applied, Pruned, HealthChanged,
-        InvalidSpec. Only on change, so a no-op resync posts nothing. Posted concurrently and
-        waited for: the next reconcile (e.g. the next wave) starts sooner, and the Events are
-        there before any later status is written."""
+        InvalidSpec. Only on change, so a no-op resync posts nothing. Posted in the background
+        (best effort, like every Event): the next reconcile, e.g. the next wave, does not wait
+        for them."""
         pending: list[dict[str, Any]] = []
 
         def post(**event: Any) -> None:
@@ -215,10 +227,8 @@ class Workers:
                 message=f"{old.get('phase') or 'None'} -> {new.get('phase')}: "
                 + str(_condition_message(new, "Ready")),
             )
-        if len(pending) > 1:
-            list(self._poster.map(lambda event: self.kube.event(body, **event), pending))
-        elif pending:
-            self.kube.event(body, **pending[0])
+        for event in pending:
+            self._poster.submit(self.kube.event, body, **event)
 
 
 def _condition(status: dict[str, Any], kind: str) -> tuple[Any, Any]:

@@ -184,14 +184,20 @@ def test_seed_application_converges_in_waves(cluster: Cluster, env: dict[str, An
     deploy = cluster.plane.request("GET", f"/apis/apps/v1/namespaces/{APPS_NS}/deployments")[1]
     stamps += [(d["metadata"]["creationTimestamp"], "streamlet") for d in deploy["items"]]
     assert max(s for s, k in stamps if k == "topic") <= min(s for s, k in stamps if k != "topic")
-    events = cluster.plane.request("GET", f"/api/v1/namespaces/{APPS_NS}/events")[1]["items"]
-    reasons = {e["reason"] for e in events if e["involvedObject"]["kind"] == "Application"}
-    assert {"Compiled", "Applied", "HealthChanged"} <= reasons
+
+    def reasons() -> set[str] | None:  # Events are posted in the background
+        events = cluster.plane.request("GET", f"/api/v1/namespaces/{APPS_NS}/events")[1]
+        got = {e["reason"] for e in events["items"] if e["involvedObject"]["kind"] == "Application"}
+        return got if {"Compiled", "Applied", "HealthChanged"} <= got else None
+
+    eventually(reasons, "the Compiled, Applied and HealthChanged Events")
 
 
 def test_spark_failure_degrades_then_recovers(cluster: Cluster, env: dict[str, Any]) -> None:
     sim: DelegateSimulator = env["sim"]
+    operator: OperatorProcess = env["operator"]
     name = "call-record-aggregator-cdr-aggregator"
+    from_cache = operator.metric("federator_child_reads_total", source="cache")
     sim.fail("SparkApplication", APPS_NS, name, "Job aborted: OutOfMemoryError")
 
     def degraded() -> dict[str, Any] | None:
@@ -203,6 +209,8 @@ def test_spark_failure_degrades_then_recovers(cluster: Cluster, env: dict[str, A
     assert spark["health"] == "Degraded" and "OutOfMemoryError" in spark["message"]
     stalled = next(c for c in body["status"]["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and "OutOfMemoryError" in stalled["message"]
+    # The reconcile the child event triggered read its 15 children from the watch cache.
+    assert operator.metric("federator_child_reads_total", source="cache") >= from_cache + 15
     sim.recover("SparkApplication", APPS_NS, name)
     eventually(lambda: healthy(cluster, "call-record-aggregator"), "Healthy again")
 
@@ -361,6 +369,8 @@ def test_restart_makes_no_writes_for_converged_applications(
     )
     assert operator.metric("federator_api_writes_total") == 0
     assert get(cluster, "call-record-aggregator")["metadata"]["resourceVersion"] == version
+    # A restart trusts no cache: the resumed reconcile GETs every child of the application.
+    assert operator.metric("federator_child_reads_total", source="api") >= 15
 
 
 def test_deletion_collects_owned_children_and_applies_topic_policy(

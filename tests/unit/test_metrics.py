@@ -212,6 +212,18 @@ def test_api_and_status_write_counters(m: Metrics) -> None:
         m.count_api_write("create", "KafkaTopic")  # type: ignore[arg-type]
 
 
+def test_child_read_counter_by_source_and_kind(m: Metrics) -> None:
+    for _ in range(3):
+        m.count_child_read("cache", "KafkaTopic")
+    m.count_child_read("api", "Deployment")
+    get = m.registry.get_sample_value
+    assert get("federator_child_reads_total", {"source": "cache", "kind": "KafkaTopic"}) == 3
+    assert get("federator_child_reads_total", {"source": "api", "kind": "Deployment"}) == 1
+    assert get("federator_child_reads_total", {"source": "api", "kind": "KafkaTopic"}) is None
+    with pytest.raises(ValueError, match="unknown read source"):
+        m.count_child_read("etcd", "KafkaTopic")  # type: ignore[arg-type]
+
+
 def test_instances_are_isolated_and_the_global_registry_untouched() -> None:
     one, two = Metrics(), Metrics()
     record(one, "cra", HEALTHY_APP)

@@ -145,16 +145,33 @@ class Kube:
             return None
 
     def list(
-        self, group: str, version: str, plural: str, *, label_selector: str | None = None
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Every object of a kind, in one namespace or (None) all."""
         with translated(f"list {plural}.{group}"):
-            raw = self.custom.list_cluster_custom_object(
-                group,
-                version,
-                plural,
-                label_selector=label_selector,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+            if namespace is None:
+                raw = self.custom.list_cluster_custom_object(
+                    group,
+                    version,
+                    plural,
+                    label_selector=label_selector,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            else:
+                raw = self.custom.list_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    label_selector=label_selector,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
         result = _obj(raw)
         return list(result.get("items", []))
 

@@ -1,13 +1,15 @@
 """The latest version of every managed child that kopf's watch streams delivered, so a
 reconcile reads its children from memory instead of one GET each (the observe step of DESIGN
-§4 was up to 15 GETs per reconcile of the seed application, on every child event).
+§4 was up to 15 GETs per reconcile of the seed application, on every child event), as a
+controller-runtime client reads from its informers.
 
-Only what a watch stream delivered is stored, in stream order per object, so an entry is never
-older than what the stream has already said. Anything else is a miss, and the reconciler GETs
-it:
-- an object the stream has not shown (just after a start, a namespace not watched, an object
-  without our label);
-- an object deleted, or that lost our label (both arrive as DELETED);
+Only what was listed or streamed is stored, in stream order per object, so an entry is never
+older than what the stream has already said. A kind listed at start-up (`trust`, before kopf's
+watches start) is known completely in the namespaces listed: a miss there means "no managed
+object of that name" (an unlabelled object is taken over by the apply either way). Anything
+else is unknown, and the reconciler GETs it:
+- a kind that could not be listed at start-up, or whose CRD appeared later, or a namespace not
+  watched;
 - an object our own apply wrote whose echo has not arrived yet (the cached version would be
   older than the one we wrote; see `wrote`).
 
@@ -45,6 +47,7 @@ class ChildCache:
         self._bodies: dict[Key, Mapping[str, Any]] = {}
         self._pending: dict[Key, str] = {}  # our latest write, until its echo arrives
         self._recent: dict[Key, deque[str]] = {}  # versions streamed lately, newest last
+        self._trusted: dict[str, frozenset[str] | None] = {}  # kind -> namespaces (None: all)
 
     def __len__(self) -> int:
         with self._lock:
@@ -77,16 +80,30 @@ class ChildCache:
             else:
                 self._pending.pop(key, None)
 
-    def get(self, key: Key) -> Mapping[str, Any] | None:
-        """The latest streamed version, or None for a miss (GET it)."""
+    def trust(self, kind: str, namespaces: Iterable[str] | None) -> None:
+        """Every managed object of `kind` in `namespaces` (None: all) has been listed, and the
+        watches keep them current: from now on, a miss there means absent."""
+        with self._lock:
+            self._trusted[kind] = None if namespaces is None else frozenset(namespaces)
+
+    def lookup(self, key: Key) -> tuple[bool, Mapping[str, Any] | None]:
+        """(known, body): the latest streamed version; (True, None) for an object known to be
+        absent; (False, None) when unknown (GET it)."""
         with self._lock:
             if key in self._pending:
-                return None
-            return self._bodies.get(key)
+                return False, None
+            body = self._bodies.get(key)
+            if body is not None:
+                return True, body
+            kind, namespace, _name = key
+            if kind not in self._trusted:
+                return False, None
+            namespaces = self._trusted[kind]
+            return namespaces is None or namespace in namespaces, None
 
     def keep_kinds(self, kinds: Iterable[str]) -> None:
-        """Drop every entry of another kind: a delegate CRD that went away took its objects
-        with it, whether or not their DELETED events arrived."""
+        """Drop every entry of another kind, and stop trusting its misses: a delegate CRD that
+        went away took its objects with it, whether or not their DELETED events arrived."""
         keep = set(kinds)
         with self._lock:
             for key in [k for k in self._bodies if k[0] not in keep]:
@@ -95,3 +112,5 @@ class ChildCache:
                 del self._pending[key]
             for key in [k for k in self._recent if k[0] not in keep]:
                 del self._recent[key]
+            for kind in [k for k in self._trusted if k not in keep]:
+                del self._trusted[kind]  # a CRD installed again is not listed again

@@ -1,7 +1,8 @@
 """kopf wiring: which events trigger which work. No decisions here; see `workers` and the core.
 
-- Application created, changed (spec), resumed after a restart, or its resync timer fired:
-  kick its worker (a debounced, level-based reconcile).
+- Application created (from its ADDED event, unless its topics need the finalizer first),
+  changed (spec), resumed after a restart, or its resync timer fired: kick its worker (a
+  debounced, level-based reconcile).
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
   cache (reconciles read children from there) and kick the application named by its
   `federator.io/application` annotation, so health follows the delegates (except the echo of
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
@@ -65,8 +67,16 @@ def connection_info(conf: Any) -> kopf.ConnectionInfo:
 
 
 def build_registry(
-    workers: Workers, reconciler: Reconciler, settings: Settings
+    workers: Workers,
+    reconciler: Reconciler,
+    settings: Settings,
+    *,
+    namespaces: Sequence[str] = (),
+    prime: bool = True,
 ) -> kopf.OperatorRegistry:
+    """`namespaces`: those kopf watches (empty: all). `prime`: list the children into the cache
+    at start-up and trust its misses; off under peering, where a standby's watches pause and
+    its cache would age."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -77,6 +87,9 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings)
+        if prime:
+            # Before kopf's watches start (they start once the start-up handlers are done).
+            await asyncio.to_thread(reconciler.prime_cache, namespaces)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -92,7 +105,32 @@ def build_registry(
         if namespace and name:
             workers.kick(namespace, name, fresh=True)
 
-    kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick)
+    early: set[tuple[str, str]] = set()  # new applications kicked from their ADDED event
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="added")
+    async def added(
+        event: Any, body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        # A new application starts deploying from its ADDED event, not from kopf's creation
+        # handler, which runs only after kopf's finalizer round trip. Not under
+        # deletionPolicy Delete: its topics, in another namespace, may only be created once the
+        # finalizer that deletes them is there.
+        spec = body.get("spec") or {}
+        if (
+            namespace
+            and (event or {}).get("type") == "ADDED"
+            and not body.get("status")
+            and spec.get("deletionPolicy") != "Delete"
+        ):
+            early.add((namespace, name))
+            workers.kick(namespace, name)
+
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
+    async def created(namespace: str | None, name: str, **_: Any) -> None:
+        if namespace and (namespace, name) not in early:
+            workers.kick(namespace, name)
+        early.discard((namespace or "", name))
+
     kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick_fresh)
     kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", field="spec")(kick)
     kopf.timer(
@@ -108,6 +146,7 @@ def build_registry(
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def finalize(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         workers.forget(namespace or "", name)
+        early.discard((namespace or "", name))
         deleted = await asyncio.to_thread(reconciler.finalize, dict(body))
         if deleted:
             log.info("application %s/%s deleted; removed %s", namespace, name, ", ".join(deleted))

@@ -11,13 +11,13 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from federator.core import compiler, health, model, runtimes
+from federator.core import compiler, health, model, naming, runtimes
 from federator.core.plan import InventoryItem, Observed, deletion_plan, make_plan
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
@@ -94,8 +94,9 @@ class Reconciler:
     ) -> Any:
         """A child as last streamed to us, else (a cache miss, or `fresh`) by GET."""
         if not fresh:
-            hit = self.cache.get((kind, namespace, name))
-            if hit is not None:
+            known, hit = self.cache.lookup((kind, namespace, name))
+            # A version other than the one we write may differ in shape: GET ours instead.
+            if known and (hit is None or hit.get("apiVersion") == api_version):
                 if self.on_read is not None:
                     self.on_read("cache", kind)
                 return hit
@@ -109,6 +110,47 @@ class Reconciler:
         if len(wanted) <= 1:
             return [self._observe(*w, fresh=fresh) for w in wanted]
         return list(self._pool.map(lambda w: self._observe(*w, fresh=fresh), wanted))
+
+    def prime_cache(self, namespaces: Sequence[str]) -> None:
+        """List the managed children of every installed delegate kind (in `namespaces`, or all
+        when empty) into the cache, and trust its misses for the kinds listed. Called once at
+        start-up, before kopf's watches start; a kind that cannot be listed (RBAC, an API
+        error) stays read by GET."""
+        try:
+            discovered = self.discovery.get()
+        except KubeError as exc:
+            log.warning("child cache not primed, children are read by GET: %s", exc)
+            return
+        selector = f"{naming.MANAGED_BY}={naming.MANAGER}"
+        scopes: list[str | None] = list(namespaces) or [None]
+        for delegate in runtimes.ALL:
+            if delegate.group in ("", "apps"):
+                version = delegate.versions[0]
+            elif delegate.crd_name in discovered.installed:
+                version = discovered.served[delegate.crd_name][0]
+            else:
+                continue
+            try:
+                items = [
+                    item
+                    for ns in scopes
+                    for item in self.kube.list(
+                        delegate.group,
+                        version,
+                        delegate.plural,
+                        namespace=ns,
+                        label_selector=selector,
+                    )
+                ]
+            except KubeError as exc:
+                log.info("%s read by GET (cannot list them: %s)", delegate.kind, exc)
+                continue
+            for item in items:  # list items may lack kind and apiVersion (built-in kinds)
+                self.cache.seen(
+                    None,
+                    {**item, "kind": delegate.kind, "apiVersion": delegate.api_version(version)},
+                )
+            self.cache.trust(delegate.kind, namespaces or None)
 
     def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
         """Whether this exact version of a child is the one our own last apply returned: its

@@ -76,7 +76,9 @@ def run(
     )
     if peering and priority is None:
         priority = secrets.randbelow(2**31 - 2) + 1
-    registry = build_registry(workers, reconciler, settings)
+    registry = build_registry(
+        workers, reconciler, settings, namespaces=watched, prime=peering is None
+    )
     delay = 1.0
     while True:
         started = time.monotonic()

@@ -156,8 +156,13 @@ def topic_path(name: str) -> str:
 
 
 def test_seed_application_converges_in_waves(cluster: Cluster, env: dict[str, Any]) -> None:
+    operator: OperatorProcess = env["operator"]
     create(cluster, seed())
     body = eventually(lambda: healthy(cluster, "call-record-aggregator"), "Healthy", 120)
+    # Every child read came from the watch cache: the kinds were listed at start-up, so a
+    # child not yet created is known to be absent without a GET (no resync ran yet).
+    assert operator.metric("federator_child_reads_total", source="cache") >= 15
+    assert operator.metric("federator_child_reads_total", source="api") == 0
     status = body["status"]
     assert (status["ready"], status["total"], status["summary"]) == (15, 15, "15/15")
     assert {c["type"]: c["status"] for c in status["conditions"]} == {

@@ -9,6 +9,7 @@ import pytest
 from federator.operator.child_cache import ChildCache
 
 KEY = ("KafkaTopic", "kafka", "app.a.out")
+Key = tuple[str, str, str]
 
 
 def topic(version: str, ready: bool = False, name: str = "app.a.out") -> dict[str, Any]:
@@ -24,8 +25,37 @@ def cache() -> ChildCache:
     return ChildCache()
 
 
-def test_an_object_never_streamed_is_a_miss(cache: ChildCache) -> None:
-    assert cache.get(KEY) is None
+@pytest.fixture
+def trusted() -> ChildCache:
+    """Topics listed in namespace kafka, Deployments in every namespace."""
+    cache = ChildCache()
+    cache.trust("KafkaTopic", ["kafka"])
+    cache.trust("Deployment", None)
+    return cache
+
+
+def unknown(cache: ChildCache, key: Key) -> bool:
+    return cache.lookup(key) == (False, None)
+
+
+def absent(cache: ChildCache, key: Key) -> bool:
+    return cache.lookup(key) == (True, None)
+
+
+def served(cache: ChildCache, key: Key) -> Any:
+    known, body = cache.lookup(key)
+    assert known and body is not None, f"{key} not served from the cache"
+    return body
+
+
+def test_an_object_never_streamed_is_unknown_unless_its_kind_was_listed(
+    cache: ChildCache, trusted: ChildCache
+) -> None:
+    assert unknown(cache, KEY)
+    assert absent(trusted, KEY)
+    assert absent(trusted, ("Deployment", "any-namespace", "d"))
+    assert unknown(trusted, ("KafkaTopic", "not-watched", "t"))
+    assert unknown(trusted, ("SparkApplication", "apps", "s"))
     assert len(cache) == 0
 
 
@@ -33,53 +63,68 @@ def test_an_object_never_streamed_is_a_miss(cache: ChildCache) -> None:
 def test_the_latest_streamed_version_is_served(cache: ChildCache, event_type: str | None) -> None:
     cache.seen(event_type, topic("1"))
     cache.seen("MODIFIED", topic("2", ready=True))
-    assert cache.get(KEY) == topic("2", ready=True)
+    assert served(cache, KEY) == topic("2", ready=True)
 
 
-def test_deleted_or_unlabelled_objects_become_misses(cache: ChildCache) -> None:
-    cache.seen("ADDED", topic("1"))
-    cache.seen("DELETED", topic("3"))
-    assert cache.get(KEY) is None
-    assert len(cache) == 0
+def test_deleted_or_unlabelled_objects_are_forgotten(
+    cache: ChildCache, trusted: ChildCache
+) -> None:
+    for c in (cache, trusted):
+        c.seen("ADDED", topic("1"))
+        c.seen("DELETED", topic("3"))
+        assert len(c) == 0
+    assert unknown(cache, KEY)
+    assert absent(trusted, KEY)  # a hand-deleted child is re-created without a GET
 
 
-def test_after_our_write_the_cache_misses_until_its_echo_arrives(cache: ChildCache) -> None:
-    cache.seen("ADDED", topic("1"))
-    cache.wrote(KEY, topic("5"))  # the apply returned version 5; the stream is still at 1
-    assert cache.get(KEY) is None
-    cache.seen("MODIFIED", topic("4"))  # an older version still in flight
-    assert cache.get(KEY) is None
-    cache.seen("MODIFIED", topic("5"))  # the echo
-    assert cache.get(KEY) == topic("5")
+def test_after_our_write_the_cache_misses_until_its_echo_arrives(trusted: ChildCache) -> None:
+    trusted.seen("ADDED", topic("1"))
+    trusted.wrote(KEY, topic("5"))  # the apply returned version 5; the stream is still at 1
+    assert unknown(trusted, KEY)
+    trusted.seen("MODIFIED", topic("4"))  # an older version still in flight
+    assert unknown(trusted, KEY)
+    trusted.seen("MODIFIED", topic("5"))  # the echo
+    assert served(trusted, KEY) == topic("5")
+
+
+def test_a_created_child_is_unknown_until_its_echo_even_where_trusted(
+    trusted: ChildCache,
+) -> None:
+    trusted.wrote(KEY, topic("2"))  # created by our apply: never "absent" meanwhile
+    assert unknown(trusted, KEY)
+    trusted.seen("ADDED", topic("2"))
+    assert served(trusted, KEY) == topic("2")
 
 
 def test_an_apply_that_changed_nothing_leaves_the_cache_trusted(cache: ChildCache) -> None:
     cache.seen("ADDED", topic("7"))
     cache.wrote(KEY, topic("7"))  # server-side apply without changes keeps the version
-    assert cache.get(KEY) == topic("7")
+    assert served(cache, KEY) == topic("7")
 
 
 def test_an_echo_and_a_later_write_that_beat_the_apply_response(cache: ChildCache) -> None:
     cache.seen("ADDED", topic("5"))  # the echo of our apply ...
     cache.seen("MODIFIED", topic("6", ready=True))  # ... and the delegate's status after it
     cache.wrote(KEY, topic("5"))  # only now the apply's response is handled
-    assert cache.get(KEY) == topic("6", ready=True)
+    assert served(cache, KEY) == topic("6", ready=True)
 
 
 def test_a_deletion_clears_a_pending_write(cache: ChildCache) -> None:
     cache.wrote(KEY, topic("2"))
     cache.seen("DELETED", topic("3"))
     cache.seen("ADDED", topic("9"))  # re-created by someone: the stream is authoritative
-    assert cache.get(KEY) == topic("9")
+    assert served(cache, KEY) == topic("9")
 
 
-def test_entries_of_kinds_whose_crd_went_away_are_dropped(cache: ChildCache) -> None:
-    cache.seen("ADDED", topic("1"))
-    cache.wrote(("KafkaTopic", "kafka", "other"), topic("2", name="other"))
+def test_kinds_whose_crd_went_away_are_dropped_and_no_longer_trusted(
+    trusted: ChildCache,
+) -> None:
+    trusted.seen("ADDED", topic("1"))
+    trusted.wrote(("KafkaTopic", "kafka", "other"), topic("2", name="other"))
     deployment = {"kind": "Deployment", "metadata": {"namespace": "apps", "name": "d"}}
-    cache.seen("ADDED", deployment)
-    cache.keep_kinds(["Deployment", "SparkApplication"])
-    assert cache.get(KEY) is None
-    assert cache.get(("Deployment", "apps", "d")) == deployment
-    cache.seen("ADDED", topic("3", name="other"))  # no stale pending write survives either
-    assert cache.get(("KafkaTopic", "kafka", "other")) == topic("3", name="other")
+    trusted.seen("ADDED", deployment)
+    trusted.keep_kinds(["Deployment", "SparkApplication"])
+    assert unknown(trusted, KEY)  # neither cached nor trusted: the CRD may come back
+    assert served(trusted, ("Deployment", "apps", "d")) == deployment
+    trusted.seen("ADDED", topic("3", name="other"))  # no stale pending write survives either
+    assert served(trusted, ("KafkaTopic", "kafka", "other")) == topic("3", name="other")

@@ -550,9 +550,7 @@ class Bench:
             field_selector=f"metadata.name={name}",
         ).start()
         time.sleep(0.3)
-        writes0 = self.operator.metric("federator_status_writes_total")
-        api0 = self.operator.metric("federator_api_writes_total")
-        server0 = self.apiserver_writes()
+        before = self.counters()
         latencies: list[float] = []
         timeouts = 0
         for i in range(changes + 1):  # change 0 warms the path up and is not counted
@@ -590,9 +588,7 @@ class Bench:
                     got = at
             if i == 0:
                 time.sleep(0.5)  # the counter moves just after the write the watch saw
-                writes0 = self.operator.metric("federator_status_writes_total")
-                api0 = self.operator.metric("federator_api_writes_total")
-                server0 = self.apiserver_writes()
+                before = self.counters()
                 continue
             if got is None:
                 timeouts += 1
@@ -601,11 +597,7 @@ class Bench:
                 latencies.append(got - t0)
         # Let the last change's trailing writes (if any) land before reading the counters.
         time.sleep(1.0)
-        writes = self.operator.metric("federator_status_writes_total") - writes0
-        api = self.operator.metric("federator_api_writes_total") - api0
-        server = self.apiserver_writes().get("PATCH applications/status", 0.0) - server0.get(
-            "PATCH applications/status", 0.0
-        )
+        after = self.counters()
         watcher.stop()
         if changes % 2 == 0:  # the last change (index `changes`) was FAILED: recover
             self.patch_status(
@@ -615,9 +607,19 @@ class Bench:
         return {
             "latencies": latencies,
             "timeouts": timeouts,
-            "status_writes": writes,
-            "api_writes": api,
-            "server_status_patches": server,
+            **{k: after[k] - before[k] for k in after},
+        }
+
+    def counters(self) -> dict[str, float]:
+        """The operator's status and API writes, the API server's status PATCHes of
+        Applications, and the children the reconciles observed from the cache or by GET."""
+        assert self.operator is not None
+        return {
+            "status_writes": self.operator.metric("federator_status_writes_total"),
+            "api_writes": self.operator.metric("federator_api_writes_total"),
+            "server_status_patches": self.apiserver_writes().get("PATCH applications/status", 0.0),
+            "reads_cache": self.operator.metric("federator_child_reads_total", source="cache"),
+            "reads_api": self.operator.metric("federator_child_reads_total", source="api"),
         }
 
     def burst(self, ns: str, name: str) -> dict[str, Any]:
@@ -823,12 +825,14 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         "",
         "| changes | p50 ms | p90 ms | p99 ms | max ms | timeouts | baseline: PATCH ms "
         "| status writes | status writes per change | all operator API writes "
-        "| API server: status PATCHes of the Application |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| API server: status PATCHes of the Application | child reads per change: cache "
+        "/ GET |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         f"| {n} | {p50 * 1e3:.0f} | {p90 * 1e3:.0f} | {p99 * 1e3:.0f} | {max(values) * 1e3:.0f} "
         f"| {lat['timeouts']} | {results['patch_ms']:.1f} | {lat['status_writes']:.0f} "
         f"| {lat['status_writes'] / n:.2f} | {lat['api_writes']:.0f} "
-        f"| {lat['server_status_patches']:.0f} |",
+        f"| {lat['server_status_patches']:.0f} "
+        f"| {lat['reads_cache'] / n:.1f} / {lat['reads_api'] / n:.1f} |",
         "",
     ]
     b = results["burst"]

@@ -111,6 +111,9 @@ def build_registry(
     async def added(
         event: Any, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> None:
+        # Every version of the application, for the reconcile to read (kopf calls event
+        # handlers before its creation, update and deletion handlers, which kick it).
+        workers.apps.seen((event or {}).get("type"), (event or {}).get("object") or dict(body))
         # A new application starts deploying from its ADDED event, not from kopf's creation
         # handler, which runs only after kopf's finalizer round trip. Not under
         # deletionPolicy Delete: its topics, in another namespace, may only be created once the

@@ -31,8 +31,8 @@ from federator.kube.client import (
     split_api_version,
 )
 from federator.kube.discovery import DiscoveryCache
-from federator.operator.child_cache import ChildCache
 from federator.operator.status import build_status, child_entry
+from federator.operator.watch_cache import WatchCache
 
 log = logging.getLogger("federator.reconcile")
 
@@ -81,7 +81,7 @@ class Reconciler:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _written: dict[Key, str] = field(default_factory=dict)  # resourceVersion of our last apply
     _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
-    cache: ChildCache = field(default_factory=ChildCache)
+    cache: WatchCache = field(default_factory=WatchCache)
     on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(OBSERVERS, thread_name_prefix="observe")

@@ -23,6 +23,7 @@ from federator.core import health
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
 from federator.operator.reconciler import Outcome, Reconciler
+from federator.operator.watch_cache import WatchCache
 
 log = logging.getLogger("federator.workers")
 
@@ -39,6 +40,10 @@ continuously, without delaying the next wave of an application being deployed.""
 Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of a child event
 
 
+def app_key(namespace: str, name: str) -> tuple[str, str, str]:
+    return ("Application", namespace, name)
+
+
 @dataclass
 class Workers:
     kube: Kube
@@ -53,6 +58,7 @@ class Workers:
     _real: set[AppKey] = field(default_factory=set)  # triggered by more than child echoes
     _fresh: set[AppKey] = field(default_factory=set)  # a resync: GET every child
     _echoes: dict[AppKey, list[Echo]] = field(default_factory=dict)
+    apps: WatchCache = field(default_factory=WatchCache)  # Applications, fed by kopf's watch
     _poster: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="events")
     )
@@ -154,8 +160,13 @@ class Workers:
             await asyncio.sleep(wake - now)
 
     def once(self, namespace: str, name: str, *, fresh: bool = False) -> Outcome | None:
-        """Reconcile one application now (blocking). None when it is gone or being deleted."""
-        body = self.kube.get_application(namespace, name)
+        """Reconcile one application now (blocking). None when it is gone or being deleted.
+        The application is read from the watch cache unless `fresh`, or unless our own last
+        status write has not echoed yet (then the cached status would be older than ours)."""
+        known, cached = (False, None) if fresh else self.apps.lookup(app_key(namespace, name))
+        body = dict(cached) if known and cached is not None else None
+        if body is None:
+            body = self.kube.get_application(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
         started = time.perf_counter()
@@ -173,7 +184,8 @@ class Workers:
             self.metrics.record_health(namespace, name, outcome.app_health, outcome.reports)
         old = body.get("status") or {}
         if health.status_changed(old, outcome.status):
-            self.kube.patch_application_status(namespace, name, outcome.status)
+            written = self.kube.patch_application_status(namespace, name, outcome.status)
+            self.apps.wrote(app_key(namespace, name), written)
             if self.metrics is not None:
                 self.metrics.count_status_write(namespace, name)
             self._events(body, old, outcome)

@@ -1,7 +1,8 @@
-"""The latest version of every managed child that kopf's watch streams delivered, so a
-reconcile reads its children from memory instead of one GET each (the observe step of DESIGN
-§4 was up to 15 GETs per reconcile of the seed application, on every child event), as a
-controller-runtime client reads from its informers.
+"""The latest version of every object that kopf's watch streams delivered: the managed
+children, so a reconcile reads them from memory instead of one GET each (the observe step of
+DESIGN §4 was up to 15 GETs per reconcile of the seed application, on every child event), as a
+controller-runtime client reads from its informers; and the Applications themselves, so a
+reconcile does not GET the very object whose event triggered it.
 
 Only what was listed or streamed is stored, in stream order per object, so an entry is never
 older than what the stream has already said. A kind listed at start-up (`trust`, before kopf's
@@ -39,7 +40,7 @@ def _version(body: Mapping[str, Any] | None) -> str:
     return str(((body or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
-class ChildCache:
+class WatchCache:
     """Thread-safe: fed on the event loop, read from reconcile threads."""
 
     def __init__(self) -> None:

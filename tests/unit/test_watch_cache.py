@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from federator.operator.child_cache import ChildCache
+from federator.operator.watch_cache import WatchCache
 
 KEY = ("KafkaTopic", "kafka", "app.a.out")
 Key = tuple[str, str, str]
@@ -21,35 +21,35 @@ def topic(version: str, ready: bool = False, name: str = "app.a.out") -> dict[st
 
 
 @pytest.fixture
-def cache() -> ChildCache:
-    return ChildCache()
+def cache() -> WatchCache:
+    return WatchCache()
 
 
 @pytest.fixture
-def trusted() -> ChildCache:
+def trusted() -> WatchCache:
     """Topics listed in namespace kafka, Deployments in every namespace."""
-    cache = ChildCache()
+    cache = WatchCache()
     cache.trust("KafkaTopic", ["kafka"])
     cache.trust("Deployment", None)
     return cache
 
 
-def unknown(cache: ChildCache, key: Key) -> bool:
+def unknown(cache: WatchCache, key: Key) -> bool:
     return cache.lookup(key) == (False, None)
 
 
-def absent(cache: ChildCache, key: Key) -> bool:
+def absent(cache: WatchCache, key: Key) -> bool:
     return cache.lookup(key) == (True, None)
 
 
-def served(cache: ChildCache, key: Key) -> Any:
+def served(cache: WatchCache, key: Key) -> Any:
     known, body = cache.lookup(key)
     assert known and body is not None, f"{key} not served from the cache"
     return body
 
 
 def test_an_object_never_streamed_is_unknown_unless_its_kind_was_listed(
-    cache: ChildCache, trusted: ChildCache
+    cache: WatchCache, trusted: WatchCache
 ) -> None:
     assert unknown(cache, KEY)
     assert absent(trusted, KEY)
@@ -60,14 +60,14 @@ def test_an_object_never_streamed_is_unknown_unless_its_kind_was_listed(
 
 
 @pytest.mark.parametrize("event_type", [None, "ADDED", "MODIFIED"])
-def test_the_latest_streamed_version_is_served(cache: ChildCache, event_type: str | None) -> None:
+def test_the_latest_streamed_version_is_served(cache: WatchCache, event_type: str | None) -> None:
     cache.seen(event_type, topic("1"))
     cache.seen("MODIFIED", topic("2", ready=True))
     assert served(cache, KEY) == topic("2", ready=True)
 
 
 def test_deleted_or_unlabelled_objects_are_forgotten(
-    cache: ChildCache, trusted: ChildCache
+    cache: WatchCache, trusted: WatchCache
 ) -> None:
     for c in (cache, trusted):
         c.seen("ADDED", topic("1"))
@@ -77,7 +77,7 @@ def test_deleted_or_unlabelled_objects_are_forgotten(
     assert absent(trusted, KEY)  # a hand-deleted child is re-created without a GET
 
 
-def test_after_our_write_the_cache_misses_until_its_echo_arrives(trusted: ChildCache) -> None:
+def test_after_our_write_the_cache_misses_until_its_echo_arrives(trusted: WatchCache) -> None:
     trusted.seen("ADDED", topic("1"))
     trusted.wrote(KEY, topic("5"))  # the apply returned version 5; the stream is still at 1
     assert unknown(trusted, KEY)
@@ -88,7 +88,7 @@ def test_after_our_write_the_cache_misses_until_its_echo_arrives(trusted: ChildC
 
 
 def test_a_created_child_is_unknown_until_its_echo_even_where_trusted(
-    trusted: ChildCache,
+    trusted: WatchCache,
 ) -> None:
     trusted.wrote(KEY, topic("2"))  # created by our apply: never "absent" meanwhile
     assert unknown(trusted, KEY)
@@ -96,20 +96,20 @@ def test_a_created_child_is_unknown_until_its_echo_even_where_trusted(
     assert served(trusted, KEY) == topic("2")
 
 
-def test_an_apply_that_changed_nothing_leaves_the_cache_trusted(cache: ChildCache) -> None:
+def test_an_apply_that_changed_nothing_leaves_the_cache_trusted(cache: WatchCache) -> None:
     cache.seen("ADDED", topic("7"))
     cache.wrote(KEY, topic("7"))  # server-side apply without changes keeps the version
     assert served(cache, KEY) == topic("7")
 
 
-def test_an_echo_and_a_later_write_that_beat_the_apply_response(cache: ChildCache) -> None:
+def test_an_echo_and_a_later_write_that_beat_the_apply_response(cache: WatchCache) -> None:
     cache.seen("ADDED", topic("5"))  # the echo of our apply ...
     cache.seen("MODIFIED", topic("6", ready=True))  # ... and the delegate's status after it
     cache.wrote(KEY, topic("5"))  # only now the apply's response is handled
     assert served(cache, KEY) == topic("6", ready=True)
 
 
-def test_a_deletion_clears_a_pending_write(cache: ChildCache) -> None:
+def test_a_deletion_clears_a_pending_write(cache: WatchCache) -> None:
     cache.wrote(KEY, topic("2"))
     cache.seen("DELETED", topic("3"))
     cache.seen("ADDED", topic("9"))  # re-created by someone: the stream is authoritative
@@ -117,7 +117,7 @@ def test_a_deletion_clears_a_pending_write(cache: ChildCache) -> None:
 
 
 def test_kinds_whose_crd_went_away_are_dropped_and_no_longer_trusted(
-    trusted: ChildCache,
+    trusted: WatchCache,
 ) -> None:
     trusted.seen("ADDED", topic("1"))
     trusted.wrote(("KafkaTopic", "kafka", "other"), topic("2", name="other"))

@@ -1,6 +1,6 @@
 """Benchmark of the operator on the embedded control plane, each figure with a baseline.
 
-    python bench/reconcile.py                 # 9 repeats, 200 status changes, 5 resync periods
+    python bench/reconcile.py                 # 15 repeats, 200 status changes, 5 resync periods
     python bench/reconcile.py --quick         # 2 repeats, 40 changes, 3 periods (a smoke run)
     python bench/reconcile.py --output PATH   # write the section elsewhere than docs/PERFORMANCE.md
 
@@ -951,7 +951,7 @@ def measure_status(bench: Bench, results: dict[str, Any], changes: int, periods:
 def run(args: argparse.Namespace, plane: ControlPlane | None = None) -> dict[str, Any]:
     """Measure everything, on `plane` if given (e.g. a test session's), else on a new one."""
     compile_bench = _load_compile_bench()
-    repeats = args.repeats or (2 if args.quick else 9)
+    repeats = args.repeats or (2 if args.quick else 15)
     changes = args.changes or (40 if args.quick else 200)
     periods = args.periods or (3 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="federator-bench-"))
@@ -1009,7 +1009,7 @@ def log(text: str) -> None:
 def main(argv: Sequence[str] | None = None, plane: ControlPlane | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and changes (smoke)")
-    parser.add_argument("--repeats", type=int, default=None, help="apply runs (default 9)")
+    parser.add_argument("--repeats", type=int, default=None, help="apply runs (default 15)")
     parser.add_argument("--changes", type=int, default=None, help="status changes (default 200)")
     parser.add_argument("--periods", type=int, default=None, help="resync periods (default 5)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "PERFORMANCE.md")

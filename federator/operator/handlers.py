@@ -107,8 +107,8 @@ def build_registry(
 
     early: set[tuple[str, str]] = set()  # new applications kicked from their ADDED event
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="added")
-    async def added(
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="observe")
+    async def application_event(
         event: Any, body: kopf.Body, namespace: str | None, name: str, **_: Any
     ) -> None:
         # Every version of the application, for the reconcile to read (kopf calls event

@@ -113,9 +113,10 @@ class Reconciler:
 
     def prime_cache(self, namespaces: Sequence[str]) -> None:
         """List the managed children of every installed delegate kind (in `namespaces`, or all
-        when empty) into the cache, and trust its misses for the kinds listed. Called once at
-        start-up, before kopf's watches start; a kind that cannot be listed (RBAC, an API
-        error) stays read by GET."""
+        when empty) into the cache, and trust its misses where they were listed. Called once at
+        start-up, before kopf's watches start; a kind that cannot be listed in a namespace
+        (RBAC: e.g. the chart grants only KafkaTopics in a Kafka namespace; an API error) stays
+        read by GET there."""
         try:
             discovered = self.discovery.get()
         except KubeError as exc:
@@ -130,27 +131,33 @@ class Reconciler:
                 version = discovered.served[delegate.crd_name][0]
             else:
                 continue
-            try:
-                items = [
-                    item
-                    for ns in scopes
-                    for item in self.kube.list(
+            listed: list[str | None] = []
+            for ns in scopes:
+                try:
+                    items = self.kube.list(
                         delegate.group,
                         version,
                         delegate.plural,
                         namespace=ns,
                         label_selector=selector,
                     )
-                ]
-            except KubeError as exc:
-                log.info("%s read by GET (cannot list them: %s)", delegate.kind, exc)
-                continue
-            for item in items:  # list items may lack kind and apiVersion (built-in kinds)
-                self.cache.seen(
-                    None,
-                    {**item, "kind": delegate.kind, "apiVersion": delegate.api_version(version)},
-                )
-            self.cache.trust(delegate.kind, namespaces or None)
+                except KubeError as exc:
+                    log.info("%s in %s read by GET: %s", delegate.kind, ns or "all namespaces", exc)
+                    continue
+                listed.append(ns)
+                for item in items:  # list items may lack kind and apiVersion (built-in kinds)
+                    self.cache.seen(
+                        None,
+                        {
+                            **item,
+                            "kind": delegate.kind,
+                            "apiVersion": delegate.api_version(version),
+                        },
+                    )
+            if listed == [None]:
+                self.cache.trust(delegate.kind, None)
+            elif listed:
+                self.cache.trust(delegate.kind, [ns for ns in listed if ns is not None])
 
     def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
         """Whether this exact version of a child is the one our own last apply returned: its

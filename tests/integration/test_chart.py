@@ -133,7 +133,13 @@ def installed(
     sim.run_in_thread()
     try:
         operator.start()
-        yield {"token": token, "notes": notes, "log": tmp / "operator.log"}
+        yield {
+            "token": token,
+            "notes": notes,
+            "log": tmp / "operator.log",
+            "kubeconfig": kubeconfig,
+            "settings": settings,
+        }
     finally:
         operator.stop()
         sim.stop()
@@ -183,6 +189,31 @@ def test_operator_with_the_chart_identity_reconciles_the_seed_to_healthy(
     topics = [c for c in app["status"]["children"] if c["kind"] == "KafkaTopic"]
     assert topics and all(c["namespace"] == KAFKA_NS for c in topics)
     assert "Forbidden" not in installed["log"].read_text()
+
+
+def test_the_chart_identity_trusts_the_watch_cache_only_where_it_may_list(
+    installed: dict[str, Any],
+) -> None:
+    """Priming the child cache with the chart's RBAC: misses are trusted where the identity
+    could list, and a namespace it may not read (403) stays read by GET."""
+    from kubernetes import config
+
+    from federator.kube.client import Kube
+    from federator.kube.discovery import DiscoveryCache
+    from federator.operator.reconciler import Reconciler
+    from federator.settings_file import load_settings
+
+    kube = Kube(config.new_client_from_config(config_file=str(installed["kubeconfig"])))
+    reconciler = Reconciler(
+        kube=kube, settings=load_settings(installed["settings"]), discovery=DiscoveryCache(kube)
+    )
+    reconciler.prime_cache([APPS_NS, KAFKA_NS, OUTSIDE_NS])  # OUTSIDE_NS: 403 for every kind
+    lookup = reconciler.cache.lookup
+    for ns in (APPS_NS, KAFKA_NS):
+        assert lookup(("KafkaTopic", ns, "no-such-topic")) == (True, None)
+        assert lookup(("Deployment", ns, "no-such-deployment")) == (True, None)
+    assert lookup(("KafkaTopic", OUTSIDE_NS, "no-such-topic")) == (False, None)
+    assert lookup(("Deployment", OUTSIDE_NS, "no-such-deployment")) == (False, None)
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def make_plan(
     for child in sorted(children, key=lambda c: c.wave):  # stable: keeps order inside a wave
         delegate = runtimes.BY_KIND[child.kind]
         live = observed.get(child.key)
-        if delegate.group not in ("", "apps") and delegate.crd_name not in installed:
+        if not delegate.served(installed):
             held.append(
                 Held(
                     child=child,

@@ -5,7 +5,7 @@ Adding a runtime means adding one entry here and one template; nothing else swit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from federator.core.settings import FlinkOperator, TopicApiVersion
@@ -35,6 +35,15 @@ class Delegate:
     @property
     def crd_name(self) -> str:
         return f"{self.plural}.{self.group}"
+
+    @property
+    def builtin(self) -> bool:
+        """Served by every cluster (no CRD to install)."""
+        return self.group in ("", "apps")
+
+    def served(self, installed: Collection[str]) -> bool:
+        """Whether the cluster serves this kind, given the names of its installed CRDs."""
+        return self.builtin or self.crd_name in installed
 
 
 KAFKA_TOPIC = Delegate(

@@ -56,7 +56,7 @@ def discover(kube: Kube) -> Discovered:
     versions = {g.name: {v.version for v in g.versions} for g in groups}
     served: dict[str, tuple[str, ...]] = {}
     for delegate in runtimes.ALL:
-        if delegate.group in ("", "apps"):
+        if delegate.builtin:
             continue
         found = []
         for version in delegate.versions:

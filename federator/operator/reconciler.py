@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from federator.core import compiler, health, model, naming, runtimes
-from federator.core.plan import InventoryItem, Observed, deletion_plan, make_plan
+from federator.core.plan import (
+    REASON_OWNED_ELSEWHERE,
+    InventoryItem,
+    Observed,
+    deletion_plan,
+    make_plan,
+)
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
 from federator.core.settings import Settings
@@ -125,12 +131,13 @@ class Reconciler:
         selector = f"{naming.MANAGED_BY}={naming.MANAGER}"
         scopes: list[str | None] = list(namespaces) or [None]
         for delegate in runtimes.ALL:
-            if delegate.group in ("", "apps"):
-                version = delegate.versions[0]
-            elif delegate.crd_name in discovered.installed:
-                version = discovered.served[delegate.crd_name][0]
-            else:
+            if not delegate.served(discovered.installed):
                 continue
+            version = (
+                delegate.versions[0]
+                if delegate.builtin
+                else discovered.served[delegate.crd_name][0]
+            )
             listed: list[str | None] = []
             for ns in scopes:
                 try:
@@ -219,15 +226,13 @@ class Reconciler:
         discovered = self.discovery.get()
         live: dict[Key, dict[str, Any]] = {}
         installed = discovered.installed
-        self.cache.keep_kinds(
-            d.kind for d in runtimes.ALL if d.group in ("", "apps") or d.crd_name in installed
-        )
+        self.cache.keep_kinds(d.kind for d in runtimes.ALL if d.served(installed))
         wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
         wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
         to_observe: dict[Key, tuple[str, str, str, str]] = {}
         for kind, api_version, namespace, name in wanted:
             delegate = runtimes.BY_KIND[kind]
-            if delegate.group not in ("", "apps") and delegate.crd_name not in installed:
+            if not delegate.served(installed):
                 continue
             to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
         for key, got in zip(
@@ -275,7 +280,7 @@ class Reconciler:
                     topic=child.topic,
                 )
             )
-            if child.key in held and held[child.key].reason == "OwnedByAnotherApplication":
+            if child.key in held and held[child.key].reason == REASON_OWNED_ELSEWHERE:
                 continue  # never claim another application's object in our inventory
             entries.append(child_entry(InventoryItem.from_child(child), verdict, child.spec_hash))
         app_health = health.aggregate(reports, suspended=app.suspend)
@@ -385,7 +390,7 @@ class Reconciler:
         entries = []
         for item in inventory:
             delegate = runtimes.BY_KIND[item.kind]
-            present = delegate.group in ("", "apps") or delegate.crd_name in installed
+            present = delegate.served(installed)
             live = (
                 self._observe(item.kind, item.api_version, item.namespace, item.name, fresh=fresh)
                 if present

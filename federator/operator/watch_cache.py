@@ -49,6 +49,7 @@ class WatchCache:
         self._pending: dict[Key, str] = {}  # our latest write, until its echo arrives
         self._recent: dict[Key, deque[str]] = {}  # versions streamed lately, newest last
         self._trusted: dict[str, frozenset[str] | None] = {}  # kind -> namespaces (None: all)
+        self._kinds: frozenset[str] | None = None  # what keep_kinds last kept
 
     def __len__(self) -> int:
         with self._lock:
@@ -63,6 +64,8 @@ class WatchCache:
                 self._pending.pop(key, None)
                 self._recent.pop(key, None)
                 return
+            if self._kinds is not None and key[0] not in self._kinds:
+                return  # a kind the cluster no longer serves (see keep_kinds)
             self._bodies[key] = body
             version = _version(body)
             self._recent.setdefault(key, deque(maxlen=RECENT)).append(version)
@@ -104,9 +107,13 @@ class WatchCache:
 
     def keep_kinds(self, kinds: Iterable[str]) -> None:
         """Drop every entry of another kind, and stop trusting its misses: a delegate CRD that
-        went away took its objects with it, whether or not their DELETED events arrived."""
-        keep = set(kinds)
+        went away took its objects with it, whether or not their DELETED events arrived.
+        Called on every reconcile, so it only scans the cache when the kinds changed."""
+        keep = frozenset(kinds)
         with self._lock:
+            if keep == self._kinds:
+                return
+            self._kinds = keep
             for key in [k for k in self._bodies if k[0] not in keep]:
                 del self._bodies[key]
             for key in [k for k in self._pending if k[0] not in keep]:

@@ -126,5 +126,9 @@ def test_kinds_whose_crd_went_away_are_dropped_and_no_longer_trusted(
     trusted.keep_kinds(["Deployment", "SparkApplication"])
     assert unknown(trusted, KEY)  # neither cached nor trusted: the CRD may come back
     assert served(trusted, ("Deployment", "apps", "d")) == deployment
+    trusted.seen("MODIFIED", topic("4"))  # a late event of the kind that went away
+    assert unknown(trusted, KEY)
+    trusted.keep_kinds(["Deployment", "KafkaTopic"])  # the CRD is back
+    assert unknown(trusted, KEY)
     trusted.seen("ADDED", topic("3", name="other"))  # no stale pending write survives either
     assert served(trusted, ("KafkaTopic", "kafka", "other")) == topic("3", name="other")

@@ -50,11 +50,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from federator.core import health
+from federator.core import health, naming
+from federator.core.fields import as_int
+from federator.core.fields import get as _get
 
 log = logging.getLogger("federator.simulator")
 
-MANAGED_SELECTOR: Final = "app.kubernetes.io/managed-by=federator"
+MANAGED_SELECTOR: Final = naming.MANAGED_SELECTOR
 FIELD_MANAGER: Final = "federator-simulator"
 FAIL_ANNOTATION: Final = "simulator.federator.io/fail"
 FAIL_STATE_ANNOTATION: Final = "simulator.federator.io/fail-state"
@@ -154,22 +156,14 @@ def _new_uuid() -> str:
     return str(uuid.uuid4())
 
 
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _status(body: Mapping[str, Any]) -> dict[str, Any]:
     status = body.get("status")
     return copy.deepcopy(dict(status)) if isinstance(status, Mapping) else {}
 
 
 def _generation(body: Mapping[str, Any]) -> int:
-    generation = _get(body, "metadata", "generation")
-    return generation if isinstance(generation, int) and not isinstance(generation, bool) else 1
+    generation = as_int(_get(body, "metadata", "generation"))
+    return 1 if generation is None else generation
 
 
 def _annotations(body: Mapping[str, Any]) -> Mapping[str, Any]:

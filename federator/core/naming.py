@@ -25,6 +25,8 @@ SPEC_HASH_ANNOTATION = "federator.io/spec-hash"
 TOPIC_ANNOTATION = "federator.io/topic"
 STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
 MANAGER = "federator"
+MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+"""The label selector of every object federator renders (its watches, lists, the simulator)."""
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")

@@ -128,7 +128,6 @@ class Reconciler:
         except KubeError as exc:
             log.warning("child cache not primed, children are read by GET: %s", exc)
             return
-        selector = f"{naming.MANAGED_BY}={naming.MANAGER}"
         scopes: list[str | None] = list(namespaces) or [None]
         for delegate in runtimes.ALL:
             if not delegate.served(discovered.installed):
@@ -146,7 +145,7 @@ class Reconciler:
                         version,
                         delegate.plural,
                         namespace=ns,
-                        label_selector=selector,
+                        label_selector=naming.MANAGED_SELECTOR,
                     )
                 except KubeError as exc:
                     log.info("%s in %s read by GET: %s", delegate.kind, ns or "all namespaces", exc)

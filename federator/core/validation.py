@@ -217,12 +217,14 @@ def _cluster_problems(app: Application, settings: Settings) -> Iterable[Problem]
         )
 
 
-_NUM = re.compile(r"(\d+)")
+# ASCII digits only: str.isdigit() also accepts '²', which int() refuses (found by hypothesis).
+_NUM = re.compile(r"([0-9]+)")
 
 
 def _order_key(problem: Problem) -> tuple[Any, ...]:
     parts = _NUM.split(problem.path)
-    return tuple(int(p) if p.isdigit() else p for p in parts), problem.code.value, problem.message
+    numbered = (int(p) if i % 2 else p for i, p in enumerate(parts))
+    return tuple(numbered), problem.code.value, problem.message
 
 
 def validate(body: Mapping[str, Any], settings: Settings) -> Result:

@@ -7,8 +7,9 @@
 #
 # Two stages on the same base image (the virtualenv's interpreter is the base image's):
 # - builder: installs the dependencies named in pyproject.toml into a virtualenv, then builds the
-#   project into a wheel from its own metadata (crds/ and templates/ go inside it, see pyproject's
-#   hatch force-include) and installs that wheel into the same virtualenv;
+#   project into a wheel from its own metadata (crds/, templates/, examples/, the vendored
+#   delegate CRDs and the control-plane recipe go inside it, see pyproject's hatch
+#   force-include) and installs that wheel into the same virtualenv;
 # - final: the base image plus that virtualenv only. No pip, no build tools, no compilers, no
 #   sources; bytecode compiled at install time, so a read-only root filesystem is fine.
 # Dependencies are installed from wheels only (--only-binary): neither stage needs a compiler.
@@ -37,6 +38,9 @@ COPY README.md ./
 COPY federator/ federator/
 COPY crds/ crds/
 COPY templates/ templates/
+COPY examples/ examples/
+COPY third_party/delegate-crds/ third_party/delegate-crds/
+COPY hack/controlplane/ hack/controlplane/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && pip --python /opt/federator/bin/python install --no-deps /wheels/federator-*.whl \
     && pip --python /opt/federator/bin/python check \

@@ -3,7 +3,8 @@
 Why: developers (and `federator demo`) need a real API server without Docker. `up` builds the
 binaries if needed, starts them, prints the `export KUBECONFIG=...` line and stays in the
 foreground until Ctrl-C or `federator cluster down`; a state file under the cache dir lets the
-other subcommands find it.
+other subcommands find it. Each plane has a name (`--name`, default `default`) and its own state
+file, so several run side by side (two terminals, two test runs) on their own free ports.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import ssl
@@ -26,19 +28,35 @@ from typing import Any
 
 import yaml
 
-from federator.devcluster import build
+from federator.core import resources
+from federator.devcluster import build, crdfiles
 from federator.devcluster.launcher import ControlPlane, ControlPlaneError, pid_alive
 
 DOWN_TIMEOUT_SECONDS = 40.0
+DEFAULT_NAME = "default"
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?")
 
 
 class _Stop(Exception):
     """Raised from the SIGTERM/SIGHUP handler to leave `up`'s wait loop and clean up."""
 
 
-def state_file() -> Path:
-    """Where `up` records its PID, kubeconfig and components for `down`/`status`."""
-    return build.cache_root() / "cluster" / "state.json"
+def states_dir() -> Path:
+    return build.cache_root() / "cluster"
+
+
+def state_file(name: str = DEFAULT_NAME) -> Path:
+    """Where `up --name NAME` records its PID, kubeconfig and components for `down`/`status`."""
+    return states_dir() / name / "state.json"
+
+
+def plane_name(value: str) -> str:
+    """argparse type for --name: a short DNS label, as it names a folder."""
+    if not _NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use 1-40 lowercase letters, digits and '-' (e.g. 'dev', 'test-2')"
+        )
+    return value
 
 
 def read_state(path: Path | None = None) -> dict[str, Any] | None:
@@ -65,8 +83,17 @@ def register(subparsers: Any) -> None:
     )
     sub = parser.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
     sub.required = True
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument(
+        "--name",
+        type=plane_name,
+        default=DEFAULT_NAME,
+        help=f"which control plane (several run side by side; default {DEFAULT_NAME!r})",
+    )
 
-    up = sub.add_parser("up", help="build if needed, start, and run until Ctrl-C or `down`")
+    up = sub.add_parser(
+        "up", parents=[named], help="build if needed, start, and run until Ctrl-C or `down`"
+    )
     up.add_argument("--no-build", action="store_true", help="fail instead of building binaries")
     up.add_argument("--timeout", type=float, default=180.0, help="start deadline in seconds")
     up.add_argument(
@@ -74,30 +101,49 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="install CRDs from this file or directory after start (repeatable)",
+        help="install CRDs from this file or directory after start (repeatable); where a "
+        "folder holds two versions of one CRD, the one with the newest storage version wins",
+    )
+    up.add_argument(
+        "--with-crds",
+        action="store_true",
+        help="install federator's Application CRD and the delegate CRDs shipped with it "
+        f"(or ${crdfiles.ENV_DELEGATE_CRDS})",
     )
     up.set_defaults(func=cmd_up)
 
-    down = sub.add_parser("down", help="stop the control plane started by `up`")
+    down = sub.add_parser("down", parents=[named], help="stop a control plane started by `up`")
     down.set_defaults(func=cmd_down)
 
-    status = sub.add_parser("status", help="show whether the control plane is up and ready")
+    status = sub.add_parser(
+        "status", parents=[named], help="show whether a control plane is up and ready"
+    )
     status.set_defaults(func=cmd_status)
+
+    listing = sub.add_parser("list", help="list the control planes started by `up`")
+    listing.set_defaults(func=cmd_list)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the control plane and block; always stop it and remove the state file."""
-    existing = read_state()
+    path = state_file(args.name)
+    existing = read_state(path)
     if existing and pid_alive(int(existing.get("pid", 0))):
         print(
-            f"federator: a control plane is already running (pid {existing['pid']}); "
-            f"export KUBECONFIG={existing.get('kubeconfig')}  or run `federator cluster down`",
+            f"federator: control plane {args.name!r} is already running (pid {existing['pid']}); "
+            f"export KUBECONFIG={existing.get('kubeconfig')}  or run "
+            f"`federator cluster down --name {args.name}`, or start another with --name",
             file=sys.stderr,
         )
         return 1
     try:
+        crds = [Path(p) for p in args.crds]
+        if args.with_crds:
+            crds = [resources.application_crd_path(), *crdfiles.delegate_crd_files(), *crds]
+        # Read (and choose among) the CRDs before starting anything: a bad file fails at once.
+        crdfiles.current_crds(crdfiles.load_crds(crds))
         bin_dir = build.ensure_binaries(build=not args.no_build)
-    except build.BuildError as exc:
+    except (build.BuildError, crdfiles.CRDFileError) as exc:
         print(f"federator: error: {exc}", file=sys.stderr)
         return 1
 
@@ -106,16 +152,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
     plane = ControlPlane(bin_dir, start_timeout=args.timeout)
-    path = state_file()
     try:
         t0 = time.monotonic()
         plane.start()
-        for crd_path in args.crds:
-            plane.install_crds(crd_path)
+        if crds:
+            plane.install_crds(*crds)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
                 {
+                    "name": args.name,
                     "pid": os.getpid(),
                     "server": plane.server,
                     "kubeconfig": str(plane.kubeconfig),
@@ -128,9 +174,16 @@ def cmd_up(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-        print(f"federator: control plane ready at {plane.server} in {time.monotonic() - t0:.1f}s")
+        print(
+            f"federator: control plane {args.name!r} ready at {plane.server} "
+            f"in {time.monotonic() - t0:.1f}s"
+        )
         print(f"export KUBECONFIG={plane.kubeconfig}", flush=True)
-        print("federator: Ctrl-C or `federator cluster down` stops it", file=sys.stderr, flush=True)
+        print(
+            f"federator: Ctrl-C or `federator cluster down --name {args.name}` stops it",
+            file=sys.stderr,
+            flush=True,
+        )
         while plane.running:
             time.sleep(0.5)
         died = [name for name, pid in plane.pids.items() if not pid_alive(pid)]
@@ -147,16 +200,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         state = read_state(path)
         if state and state.get("pid") == os.getpid():
             path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
     """Ask `up` to stop (SIGTERM) and wait; clean up by hand if `up` died uncleanly."""
-    path = state_file()
+    path = state_file(args.name)
     state = read_state(path)
     if not state:
-        print("federator: no control plane is running")
+        print(f"federator: no control plane {args.name!r} is running")
         return 0
     pid = int(state.get("pid", 0))
     if pid and pid_alive(pid):
@@ -176,7 +231,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     if workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     path.unlink(missing_ok=True)
-    print("federator: control plane stopped")
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+    print(f"federator: control plane {args.name!r} stopped")
     return 0
 
 
@@ -198,12 +255,16 @@ def readyz(kubeconfig: Path) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print pid/server/kubeconfig and component liveness; exit 0 only when ready."""
-    state = read_state()
+    state = read_state(state_file(args.name))
     if not state or not pid_alive(int(state.get("pid", 0))):
-        print("federator: no control plane is running" + (" (stale state)" if state else ""))
+        print(
+            f"federator: no control plane {args.name!r} is running"
+            + (" (stale state)" if state else "")
+        )
         return 1
     kubeconfig = Path(state["kubeconfig"])
     ready = kubeconfig.is_file() and readyz(kubeconfig)
+    print(f"name:       {args.name}")
     print(f"pid:        {state['pid']}")
     print(f"server:     {state['server']}")
     print(f"kubeconfig: {kubeconfig}")
@@ -211,3 +272,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {name:<24} pid {cpid:<8} {'running' if pid_alive(int(cpid)) else 'EXITED'}")
     print(f"readyz:     {'ok' if ready else 'NOT READY'}")
     return 0 if ready else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """One line per control plane with a state file: name, pid, running or stale, server."""
+    rows = []
+    for path in sorted(states_dir().glob("*/state.json")):
+        state = read_state(path)
+        if state is None:
+            continue
+        alive = pid_alive(int(state.get("pid", 0)))
+        rows.append(
+            f"{path.parent.name:<16} pid {state.get('pid', '?'):<8} "
+            f"{'running' if alive else 'stale':<8} {state.get('server', '')}"
+        )
+    print("\n".join(rows) if rows else "federator: no control plane is running")
+    return 0

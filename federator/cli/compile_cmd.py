@@ -49,6 +49,9 @@ def _label(doc: Mapping[str, Any]) -> str:
     return f"Application {name}" if isinstance(name, str) else "Application"
 
 
+_SHIPPED = "<shipped delegate CRDs>"
+
+
 def _print_problems(source: str, doc: Mapping[str, Any], problems: tuple[Problem, ...]) -> None:
     print(f"{source}: {_label(doc)} is invalid: {len(problems)} problem(s)", file=sys.stderr)
     for p in problems:
@@ -72,8 +75,22 @@ def _schema_index(directory: str) -> childschema.SchemaIndex:
     return index
 
 
+def _schemas_dir(value: str | None) -> str | None:
+    """--schemas DIR as given; bare --schemas means the delegate CRDs shipped with federator
+    (or $FEDERATOR_DELEGATE_CRDS)."""
+    if value != _SHIPPED:
+        return value
+    from federator.devcluster import crdfiles
+
+    try:
+        return str(crdfiles.delegate_crds_dir())
+    except crdfiles.CRDFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    args.schemas = _schemas_dir(args.schemas)
     index = _schema_index(args.schemas) if args.schemas else None
     manifests: list[Any] = []
     invalid = False
@@ -157,7 +174,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--schemas",
         metavar="DIR",
-        help="validate every child against the CRD files in DIR before printing",
+        nargs="?",
+        const=_SHIPPED,
+        help="validate every child against the CRD files in DIR before printing; without DIR, "
+        "against the delegate CRDs shipped with federator",
     )
     p.set_defaults(func=cmd_compile)
 

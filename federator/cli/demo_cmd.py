@@ -1,17 +1,21 @@
 """`federator demo`: the whole product on the embedded control plane, from one command.
 
 Starts the control plane (real etcd, kube-apiserver, controllers, kwok), installs the
-Application CRD and the delegate CRDs it can find, runs the operator (`federator run`, a
+Application CRD and the delegate CRDs shipped with federator (third_party/delegate-crds, or
+$FEDERATOR_DELEGATE_CRDS), runs the operator (`federator run`, a
 subprocess) and the delegate simulator (a development tool standing in for Strimzi, Spark and
 Flink operators, which cannot run here), applies the seed example and shows live progress
 until the application is Healthy; then prints `federator status` and the kubectl commands to
 explore. Everything started is stopped on exit.
+
+It fails fast: a kind the application renders that no CRD file defines, a CRD the API server
+refuses, or a child that reads DelegateNotInstalled stops the demo at once with the reason,
+instead of waiting for a Healthy that cannot come.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -22,29 +26,43 @@ from typing import Any
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
-from federator.core import compiler
+from federator.core import compiler, resources, runtimes
+from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.problems import InvalidSpec
+from federator.devcluster import crdfiles
 from federator.settings_file import load_settings
 from federator.yamlio import InputError, iter_documents
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_APP = REPO / "examples" / "call-record-aggregator.yaml"
-DEFAULT_SETTINGS = REPO / "examples" / "settings.yaml"
-ENV_DELEGATE_CRDS = "FEDERATOR_DELEGATE_CRDS"
+DEFAULT_APP = resources.examples_dir() / "call-record-aggregator.yaml"
+DEFAULT_SETTINGS = resources.examples_dir() / "settings.yaml"
 
 
-def delegate_crds() -> list[Path]:
-    """The delegate CRDs: $FEDERATOR_DELEGATE_CRDS, else ../shared/delegate-crds (never copied
-    into this repository). Without them, children show Missing/DelegateNotInstalled."""
-    for candidate in (
-        os.environ.get(ENV_DELEGATE_CRDS),
-        str(REPO.parent / "shared" / "delegate-crds"),
-    ):
-        if candidate and Path(candidate).is_dir():
-            from federator.devcluster.harness import current_delegate_crds
+def delegate_crds(kinds: set[str]) -> list[Path]:
+    """The delegate CRD files to install; a rendered kind that none of them defines is a
+    CRDFileError naming the kind, the folder and the operator that would bring it."""
+    files = crdfiles.delegate_crd_files()
+    defined = {
+        str(crd["metadata"]["name"]) for crd in crdfiles.current_crds(crdfiles.load_crds(files))
+    }
+    missing = [d for d in runtimes.ALL if d.kind in kinds and not d.served(defined)]
+    if missing:
+        folder = files[0].parent
+        raise crdfiles.CRDFileError(
+            "the application renders "
+            + ", ".join(f"{d.kind} ({d.crd_name})" for d in missing)
+            + f", but no CRD file in {folder} defines it; add the CRD of "
+            + "; ".join(d.operator for d in missing)
+        )
+    return files
 
-            return current_delegate_crds(Path(candidate))
-    return []
+
+def _not_installed(status: Mapping[str, Any]) -> list[str]:
+    """Children that read DelegateNotInstalled: nothing will change that during a demo."""
+    return [
+        f"{c.get('kind')}/{c.get('name')}: {c.get('message', '')}"
+        for c in status.get("children") or []
+        if c.get("reason") == REASON_DELEGATE_NOT_INSTALLED
+    ]
 
 
 def _say(text: str = "") -> None:
@@ -79,7 +97,8 @@ def _start_operator(plane: Any, settings_doc: dict[str, Any], workdir: Path) -> 
 
 
 def _watch(plane: Any, path: str, timeout: float, operator: Any) -> str:
-    """Live progress until Healthy (or the deadline); returns the last phase."""
+    """Live progress until Healthy (or the deadline, or a child that cannot become ready);
+    returns the last phase."""
     deadline = time.monotonic() + timeout
     last, phase = "", ""
     while time.monotonic() < deadline and operator.proc.poll() is None:
@@ -90,6 +109,14 @@ def _watch(plane: Any, path: str, timeout: float, operator: Any) -> str:
             last = line
         phase = status.get("phase", "")
         if phase == "Healthy":
+            break
+        stuck = _not_installed(status)
+        if stuck:
+            print(
+                "federator demo: a delegate's CRD is not served, so the application cannot "
+                "become Healthy:\n  " + "\n  ".join(stuck),
+                file=sys.stderr,
+            )
             break
         time.sleep(0.5)  # a progress display, polling the real server
     return phase
@@ -142,11 +169,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         settings_doc = yaml.safe_load(Path(args.settings).read_text(encoding="utf-8")) or {}
         body = next(iter(iter_documents(args.file)))
-        compiler.compile_application(body, load_settings(args.settings))
+        compiled = compiler.compile_application(body, load_settings(args.settings))
     except (InputError, ValueError, OSError, StopIteration) as exc:
         raise UsageError(str(exc)) from None
     except InvalidSpec as exc:
         print(f"federator demo: {args.file} is invalid:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        crd_files = delegate_crds({child.kind for child in compiled.children})
+    except crdfiles.CRDFileError as exc:
+        print(f"federator demo: {exc}", file=sys.stderr)
         return EXIT_INVALID
     meta = body.get("metadata") or {}
     namespace, name = meta.get("namespace", "default"), meta["name"]
@@ -158,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         with ControlPlane(bin_dir=bin_dir) as plane:
             _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
-            installed = plane.install_crds(REPO / "crds" / "application.yaml", *delegate_crds())
+            installed = plane.install_crds(resources.application_crd_path(), *crd_files)
             _say(f"CRDs: {', '.join(installed)}")
             kafka = {c["namespace"] for c in settings_doc.get("kafkaClusters", [])}
             for ns in sorted({namespace} | kafka):

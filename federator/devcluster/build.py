@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from federator.core import resources
+
 # Bump when the way binaries are built changes (flags), so old caches are not reused.
 BUILD_FORMAT = "1"
 RECIPE_FILES: tuple[str, ...] = ("go.mod", "go.sum", "tools.txt")
@@ -71,15 +73,11 @@ class BuildStep:
     env: Mapping[str, str]
 
 
-def repo_root() -> Path:
-    """The source checkout this package runs from (editable install or tests)."""
-    return Path(__file__).resolve().parents[2]
-
-
 def recipe_dir() -> Path:
-    """Where the pinned Go recipe lives; FEDERATOR_RECIPE_DIR overrides (wheel installs)."""
+    """Where the pinned Go recipe lives: hack/controlplane in a checkout, package data in a
+    wheel; FEDERATOR_RECIPE_DIR overrides (to try another recipe)."""
     env = os.environ.get("FEDERATOR_RECIPE_DIR")
-    return Path(env) if env else repo_root() / "hack" / "controlplane"
+    return Path(env) if env else resources.controlplane_recipe_dir()
 
 
 def cache_root() -> Path:
@@ -356,7 +354,13 @@ def ensure_binaries(
         _say(stream, f"federator: recipe {directory}; log {log_path}; go -p={jobs}")
         with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as scratch:
             scratch_dir = Path(scratch)
-            steps = {s.name: s for s in build_steps(directory, scratch_dir, os.environ, jobs)}
+            # Build from a copy: an installed package's data may be read-only, and go reads
+            # only these files (-mod=readonly).
+            module_dir = scratch_dir / "recipe"
+            module_dir.mkdir()
+            for name, data in read_recipe(directory).items():
+                (module_dir / name).write_bytes(data)
+            steps = {s.name: s for s in build_steps(module_dir, scratch_dir, os.environ, jobs)}
             for index, name in enumerate(todo, 1):
                 step = steps[name]
                 _say(stream, f"[{index}/{len(todo)}] {name}: building")

@@ -20,17 +20,6 @@ from typing import Any
 import yaml
 
 
-def current_delegate_crds(directory: Path) -> list[Path]:
-    """The delegate CRD files to install from a folder like ../shared/delegate-crds: one file
-    per CRD name (the newest Strimzi, v1 only, over the 0.51.0 file of the same name) and only
-    the kinds federator writes (not ScheduledSparkApplication)."""
-    return sorted(
-        p
-        for p in directory.glob("*.crd.yaml")
-        if "0.51.0" not in p.name and "scheduled" not in p.name
-    )
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

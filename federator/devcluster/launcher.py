@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from federator.devcluster import crdfiles
+
 KWOK_STAGES = "kwok-stages.yaml"  # written next to the binaries by build.py
 LOOPBACK = "127.0.0.1"
 ADMIN_USER = "federator-admin"
@@ -289,29 +291,13 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def crd_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every CustomResourceDefinition in the given files/directories (YAML or JSON, multi-doc)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(
-                p for p in path.rglob("*") if p.suffix in {".yaml", ".yml", ".json"} and p.is_file()
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ControlPlaneError(f"CRD path does not exist: {path}")
-    docs: list[dict[str, Any]] = []
-    for file in files:
-        for doc in yaml.safe_load_all(file.read_text()):
-            if not isinstance(doc, dict):
-                continue
-            items = doc.get("items") if doc.get("kind", "").endswith("List") else [doc]
-            docs += [
-                d
-                for d in items or []
-                if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
-            ]
-    return docs
+    """Every CustomResourceDefinition in the given files/directories (YAML or JSON, multi-doc),
+    one per name: where a folder holds two versions of one CRD the current one wins
+    (`crdfiles.current_crds`)."""
+    try:
+        return crdfiles.current_crds(crdfiles.load_crds(paths))
+    except crdfiles.CRDFileError as exc:
+        raise ControlPlaneError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- process lifecycle

@@ -5,8 +5,8 @@
     python bench/reconcile.py --output PATH   # write the section elsewhere than docs/PERFORMANCE.md
 
 It starts the embedded control plane (`federator.devcluster`), installs the Application CRD and
-the real delegate CRDs from ../shared/delegate-crds, runs `federator run` as a subprocess and the
-delegate simulator in a thread (interval 0.05 s), and measures:
+the real delegate CRDs vendored in third_party/delegate-crds, runs `federator run` as a
+subprocess and the delegate simulator in a thread (interval 0.05 s), and measures:
 
 1. apply -> all children created, for the seed example (15 children), versus the FLOOR measured
    in the same run: a minimal script that POSTs the same Application, server-side applies the
@@ -55,10 +55,9 @@ if str(REPO) not in sys.path:  # `python bench/reconcile.py` from a checkout wit
 from federator.core import health, naming, runtimes  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
 from federator.core.settings import parse_settings  # noqa: E402
-from federator.devcluster import build  # noqa: E402
+from federator.devcluster import build, crdfiles  # noqa: E402
 from federator.devcluster.harness import (  # noqa: E402
     OperatorProcess,
-    current_delegate_crds,
     eventually,
     free_port,
     parse_metrics,
@@ -71,7 +70,7 @@ from federator.simulator import DelegateSimulator  # noqa: E402
 
 START = "<!-- bench:reconcile:start -->"
 END = "<!-- bench:reconcile:end -->"
-DELEGATES = REPO.parent / "shared" / "delegate-crds"
+DELEGATES = crdfiles.delegate_crds_dir()
 SEED = REPO / "examples" / "call-record-aggregator.yaml"
 APP_PATH = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
 KAFKA_NS = "bench-kafka"  # the operator's Kafka cluster namespace
@@ -216,7 +215,7 @@ class Bench:
 
     def setup(self) -> None:
         self.plane.install_crds(REPO / "crds" / "application.yaml")
-        self.plane.install_crds(*current_delegate_crds(DELEGATES))
+        self.plane.install_crds(*crdfiles.delegate_crd_files(DELEGATES))
         self.op_namespaces = [f"bench-op-{i}" for i in range(1, self.repeats + 1)]
         self.floor_namespaces = [f"bench-floor-{i}" for i in range(1, self.repeats + 1)]
         for ns in (
@@ -766,8 +765,8 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         "",
         "`python bench/reconcile.py` (`make bench`): `federator run` as a subprocess on the "
         "embedded control plane (kube-apiserver, etcd, kube-controller-manager, kwok) with the "
-        "real delegate CRDs from `../shared/delegate-crds`, and the delegate simulator ticking "
-        f"every {SIM_INTERVAL:g} s. Method and the choice of floor: "
+        "real delegate CRDs vendored in `third_party/delegate-crds`, and the delegate "
+        f"simulator ticking every {SIM_INTERVAL:g} s. Method and the choice of floor: "
         "[bench/README.md](../bench/README.md).",
         "",
         f"Measured {date}{' (quick mode: fewer repeats and changes)' if quick else ''}.",

@@ -21,8 +21,6 @@ from federator.devcluster.launcher import ControlPlane, ControlPlaneError
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-SHARED = REPO.parent / "shared"
-DELEGATE_CRDS = SHARED / "delegate-crds"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

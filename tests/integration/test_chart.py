@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from federator.devcluster import crdfiles
 from federator.devcluster.harness import (
     OperatorProcess,
-    current_delegate_crds,
     eventually,
     free_port,
 )
@@ -40,7 +40,7 @@ else:
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "federator"
-DELEGATES = REPO.parent / "shared" / "delegate-crds"
+DELEGATES = crdfiles.delegate_crds_dir()
 RELEASE, RELEASE_NS = "fed", "chart-system"
 APPS_NS, KAFKA_NS, OUTSIDE_NS = "chart-apps", "chart-kafka", "chart-outside"
 SA = "fed-federator"  # the chart's full name for release "fed"
@@ -91,7 +91,7 @@ def installed(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The chart installed in namespaced mode; the operator running as its ServiceAccount."""
-    cluster.plane.install_crds(*current_delegate_crds(DELEGATES))
+    cluster.plane.install_crds(*crdfiles.delegate_crd_files(DELEGATES))
     for ns in (RELEASE_NS, APPS_NS, KAFKA_NS, OUTSIDE_NS):
         cluster.ensure_namespace(ns)
     tmp = tmp_path_factory.mktemp("chart")

@@ -17,9 +17,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from federator.devcluster import crdfiles
+
 REPO = Path(__file__).resolve().parents[2]
-# Read in place from the shared folder beside the repo, never copied into it.
-DELEGATE_CRDS = REPO.parent / "shared" / "delegate-crds"
+DELEGATE_CRDS = crdfiles.delegate_crds_dir()
 
 APP_CRD = REPO / "crds" / "application.yaml"
 APPS = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
@@ -50,10 +51,9 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> N
 
 
 def current_delegate_crds() -> list[Path]:
-    """Every delegate CRD file except the legacy Strimzi one (same CRD name, tested apart)."""
-    files = sorted(DELEGATE_CRDS.glob("*.crd.yaml"))
-    assert files, f"no delegate CRDs in {DELEGATE_CRDS}"
-    return [f for f in files if f != LEGACY_STRIMZI_CRD]
+    """Every delegate CRD file; of the two Strimzi files the installer keeps the current one
+    (the legacy one is tested apart)."""
+    return crdfiles.delegate_crd_files(DELEGATE_CRDS)
 
 
 def federator_env() -> dict[str, str]:
@@ -279,8 +279,16 @@ def test_invalid_applications_are_rejected_at_admission(
 
 
 def test_every_delegate_crd_installs(cluster: Cluster, delegate_crds: list[str]) -> None:
-    assert len(delegate_crds) == len(current_delegate_crds())
-    assert STRIMZI_CRD_NAME in delegate_crds
+    files = current_delegate_crds()
+    names = {d["metadata"]["name"] for _, d in crdfiles.load_crds(files)}
+    assert sorted(delegate_crds) == sorted(names)
+    assert len(files) > len(names), "the folder holds two versions of the Strimzi CRD"
+    # Of the two KafkaTopic CRDs the current one (v1 only) was installed, not the 0.51.0 one.
+    status, crd = cluster.plane.request(
+        "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{STRIMZI_CRD_NAME}"
+    )
+    assert status == 200, crd
+    assert [v["name"] for v in crd["spec"]["versions"]] == ["v1"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from federator.core import resources
+from federator.devcluster import crdfiles
+
 from .test_lifecycle import alive, child_env, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,6 +23,7 @@ def test_demo_reaches_healthy_prints_status_and_cleans_up(bin_dir: Path, tmp_pat
     # A private TMPDIR: the control plane's and the demo's work directories are created there,
     # so "nothing left behind" is checked exactly.
     env = {**child_env(), "TMPDIR": str(tmp_path)}
+    env.pop(crdfiles.ENV_DELEGATE_CRDS, None)  # the CRDs shipped with federator
     done = subprocess.run(
         [sys.executable, "-m", "federator", "demo", "--timeout", "150"],
         cwd=REPO,
@@ -40,3 +46,66 @@ def test_demo_reaches_healthy_prints_status_and_cleans_up(bin_dir: Path, tmp_pat
     operator_pid = int(re.search(r"federator run \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
     assert wait_until(lambda: not alive(operator_pid), 10), "the operator outlived the demo"
     assert not os.listdir(tmp_path), f"left behind: {os.listdir(tmp_path)}"
+
+
+def _crds_without(tmp_path: Path, *prefixes: str) -> Path:
+    folder = tmp_path / "crds"
+    folder.mkdir()
+    for crd in crdfiles.delegate_crd_files(resources.delegate_crds_dir()):
+        if not crd.name.startswith(prefixes):
+            (folder / crd.name).write_bytes(crd.read_bytes())
+    return folder
+
+
+def _demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "federator", "demo", "--timeout", "150"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_without_a_delegate_crd_stops_before_starting_anything(tmp_path: Path) -> None:
+    """The seed renders SparkApplications: with no Spark CRD in the folder the demo says so
+    and starts no control plane (nothing to wait for that cannot happen)."""
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {
+        **child_env(),
+        "TMPDIR": str(work),
+        crdfiles.ENV_DELEGATE_CRDS: str(_crds_without(tmp_path, "sparkoperator-sparkapp")),
+    }
+    done = _demo(env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SparkApplication (sparkapplications.sparkoperator.k8s.io)" in done.stderr
+    assert "the Kubeflow Spark operator" in done.stderr
+    assert "control plane" not in done.stdout and not os.listdir(work)
+
+
+def test_demo_stops_at_once_when_the_api_server_refuses_a_delegate_crd(tmp_path: Path) -> None:
+    folder = _crds_without(tmp_path)
+    broken = folder / "sparkoperator-sparkapplication.crd.yaml"
+    crd = yaml.safe_load(broken.read_text())
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["type"] = "no-such-type"
+    broken.write_text(yaml.safe_dump(crd))
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**child_env(), "TMPDIR": str(work), crdfiles.ENV_DELEGATE_CRDS: str(folder)}
+    done = _demo(env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert re.search(
+        r"installing CRD sparkapplications\.sparkoperator\.k8s\.io failed \(422\)", done.stderr
+    ), done.stderr[-2000:]
+    assert "applied" not in done.stdout and "operator:" not in done.stdout
+    assert not os.listdir(work), f"left behind: {os.listdir(work)}"
+
+
+def test_demo_refuses_a_crd_folder_that_is_not_there(tmp_path: Path) -> None:
+    env = {**child_env(), crdfiles.ENV_DELEGATE_CRDS: str(tmp_path / "absent")}
+    done = _demo(env)
+    assert done.returncode == 1
+    assert "is not a directory; unset it" in done.stderr

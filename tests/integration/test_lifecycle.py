@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from federator.devcluster import crdfiles
 from federator.devcluster.launcher import WORKDIR_PREFIX, ControlPlane, ControlPlaneError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -221,7 +223,7 @@ def test_cli_up_status_down(bin_dir: Path, tmp_path: Path) -> None:
     assert export, (lines, up.stderr.read() if up.poll() is not None and up.stderr else "")
     kubeconfig = Path(export.strip().split("=", 1)[1])
     assert kubeconfig.is_file()
-    state = json.loads((tmp_path / "cache" / "cluster" / "state.json").read_text())
+    state = json.loads((tmp_path / "cache" / "cluster" / "default" / "state.json").read_text())
     pids = {k: int(v) for k, v in state["components"].items()}
 
     status = federator("status")
@@ -235,5 +237,100 @@ def test_cli_up_status_down(bin_dir: Path, tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert up.wait(timeout=60) == 0
     assert_clean(pids, kubeconfig.parent)
-    assert not (tmp_path / "cache" / "cluster" / "state.json").exists()
+    assert not (tmp_path / "cache" / "cluster" / "default" / "state.json").exists()
     assert federator("status").returncode == 1
+
+
+def test_two_named_control_planes_side_by_side(bin_dir: Path, tmp_path: Path) -> None:
+    """`cluster up --name` twice: each has its own state, ports and CRDs; `status`, `list` and
+    `down` address one. Plane `b` gets a folder holding both Strimzi KafkaTopic CRD files (the
+    current one must win) and `a` the shipped set via --with-crds."""
+    env = {**child_env(), "FEDERATOR_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    env["FEDERATOR_CONTROLPLANE_BIN"] = str(bin_dir)
+    env.pop("FEDERATOR_DELEGATE_CRDS", None)
+    strimzi = tmp_path / "strimzi"
+    strimzi.mkdir()
+    for crd in crdfiles.delegate_crds_dir().glob("strimzi-kafkatopic*.crd.yaml"):
+        (strimzi / crd.name).write_bytes(crd.read_bytes())
+    assert len(list(strimzi.iterdir())) == 2
+
+    def federator(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "federator", "cluster", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    def start(*args: str) -> tuple[subprocess.Popen[str], Path]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "federator", "cluster", "up", "--no-build", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        export = next((line for line in lines if line.startswith("export KUBECONFIG=")), "")
+        assert export, (
+            lines,
+            proc.stderr.read() if proc.poll() is not None and proc.stderr else "",
+        )
+        return proc, Path(export.strip().split("=", 1)[1])
+
+    up_a, kubeconfig_a = start("--name", "a", "--with-crds")
+    try:
+        up_b, kubeconfig_b = start("--name", "b", "--crds", str(strimzi))
+    except BaseException:
+        federator("down", "--name", "a")
+        raise
+    try:
+        assert kubeconfig_a != kubeconfig_b
+        states = {
+            n: json.loads((tmp_path / "cache" / "cluster" / n / "state.json").read_text())
+            for n in ("a", "b")
+        }
+        assert states["a"]["server"] != states["b"]["server"]
+        for name in ("a", "b"):
+            status = federator("status", "--name", name)
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert states[name]["server"] in status.stdout
+        listing = federator("list").stdout
+        assert re.search(r"^a\s+pid \d+\s+running", listing, re.M), listing
+        assert re.search(r"^b\s+pid \d+\s+running", listing, re.M), listing
+        assert federator("status").returncode == 1, "no plane is named 'default'"
+
+        def served(kubeconfig: Path, resource: str) -> str:
+            out = subprocess.run(
+                [
+                    str(bin_dir / "kubectl"),
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "get",
+                    resource,
+                    "-o",
+                    "jsonpath={.spec.versions[*].name}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            return out.stdout if out.returncode == 0 else f"ERROR {out.stderr}"
+
+        topic_crd = "crd/kafkatopics.kafka.strimzi.io"
+        assert served(kubeconfig_b, topic_crd) == "v1"  # the current file won over 0.51.0
+        assert served(kubeconfig_a, topic_crd) == "v1"
+        assert served(kubeconfig_a, "crd/sparkapplications.sparkoperator.k8s.io") == "v1beta2"
+        assert served(kubeconfig_a, "crd/applications.federator.io") == "v1alpha1"
+        assert served(kubeconfig_b, "crd/sparkapplications.sparkoperator.k8s.io").startswith(
+            "ERROR"
+        )
+    finally:
+        down_a, down_b = federator("down", "--name", "a"), federator("down", "--name", "b")
+    assert down_a.returncode == 0 and down_b.returncode == 0, down_a.stderr + down_b.stderr
+    assert up_a.wait(timeout=60) == 0 and up_b.wait(timeout=60) == 0
+    assert not list((tmp_path / "cache" / "cluster").glob("*/state.json"))

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from federator.devcluster import crdfiles
 from federator.devcluster.harness import (
     OperatorProcess,
-    current_delegate_crds,
     eventually,
     free_port,
 )
@@ -44,7 +44,7 @@ else:
     Cluster = Any
 
 REPO = Path(__file__).resolve().parents[2]
-DELEGATES = REPO.parent / "shared" / "delegate-crds"
+DELEGATES = crdfiles.delegate_crds_dir()
 APPS_NS = "op-apps"
 KAFKA_NS = "op-kafka"
 LYFT_CRD = DELEGATES / "lyft-flinkapplication.crd.yaml"
@@ -54,7 +54,7 @@ APP = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
 @pytest.fixture(scope="module")
 def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cluster.plane.install_crds(REPO / "crds" / "application.yaml")
-    cluster.plane.install_crds(*current_delegate_crds(DELEGATES))
+    cluster.plane.install_crds(*crdfiles.delegate_crd_files(DELEGATES))
     for ns in (APPS_NS, KAFKA_NS):
         cluster.ensure_namespace(ns)
     tmp = tmp_path_factory.mktemp("operator")

@@ -30,6 +30,7 @@ from kubernetes import client
 from federator.core.compiler import compile_application
 from federator.core.health import ApplyMark, ChildHealth, Health, assess
 from federator.core.runtimes import Served
+from federator.devcluster import crdfiles
 from federator.settings_file import load_settings
 from federator.simulator import FAIL_ANNOTATION, DelegateSimulator
 
@@ -39,8 +40,7 @@ else:
     Cluster = Any
 
 REPO = Path(__file__).resolve().parents[2]
-# Read in place from the shared folder beside the repo, never copied into it.
-DELEGATE_CRDS = REPO.parent / "shared" / "delegate-crds"
+DELEGATE_CRDS = crdfiles.delegate_crds_dir()
 LEGACY_STRIMZI_CRD = DELEGATE_CRDS / "strimzi-kafkatopic-0.51.0-v1beta2.crd.yaml"
 STRIMZI_CRD_NAME = "kafkatopics.kafka.strimzi.io"
 APPS_NS = "sim-apps"

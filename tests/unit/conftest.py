@@ -1,7 +1,7 @@
 """Shared fixtures for the unit tests: the repository, the real delegate CRDs, the examples.
 
-The delegate CRDs are read from `../shared/delegate-crds` next to the repository, never from a
-copy: a test that validates children against a stale copy proves nothing about the operators.
+The delegate CRDs are the vendored ones (third_party/delegate-crds, pinned upstream copies that
+hack/vendor-delegate-crds.py checks byte for byte), or $FEDERATOR_DELEGATE_CRDS.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from federator.core.settings import Settings, parse_settings
+from federator.devcluster import crdfiles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = REPO_ROOT / "examples"
-SHARED_CRDS_DIR = REPO_ROOT.parent / "shared" / "delegate-crds"
+DELEGATE_CRDS_DIR = crdfiles.delegate_crds_dir()
 
 # The Application examples (every YAML file in examples/ except the operator settings).
 EXAMPLE_NAMES: tuple[str, ...] = tuple(
@@ -54,14 +55,11 @@ def examples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_crds() -> Path:
-    """`../shared/delegate-crds`: the real CRDs of Strimzi, Spark and both Flink operators."""
-    if not (SHARED_CRDS_DIR / "strimzi-kafkatopic.crd.yaml").is_file():
-        pytest.fail(
-            f"the real delegate CRDs are expected in {SHARED_CRDS_DIR} (next to the repository); "
-            "tests never use copies of them"
-        )
-    return SHARED_CRDS_DIR
+def delegate_crds() -> Path:
+    """The real CRDs of Strimzi, Spark and both Flink operators (vendored, pinned)."""
+    if not (DELEGATE_CRDS_DIR / "strimzi-kafkatopic.crd.yaml").is_file():
+        pytest.fail(f"the delegate CRDs are expected in {DELEGATE_CRDS_DIR}")
+    return DELEGATE_CRDS_DIR
 
 
 @pytest.fixture(scope="session")

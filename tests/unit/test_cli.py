@@ -314,24 +314,39 @@ def test_several_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.parametrize("name", EXAMPLES, ids=[e.removesuffix(".yaml") for e in EXAMPLES])
 def test_schemas_with_the_real_crds(
-    name: str, shared_crds: Path, capsys: pytest.CaptureFixture[str]
+    name: str, delegate_crds: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(
-        capsys, "compile", example(name), "--settings", SETTINGS, "--schemas", str(shared_crds)
+        capsys, "compile", example(name), "--settings", SETTINGS, "--schemas", str(delegate_crds)
     )
     assert code == 0, err
     assert out
 
 
+def test_bare_schemas_uses_the_shipped_delegate_crds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FEDERATOR_DELEGATE_CRDS", raising=False)
+    app = example("call-record-aggregator.yaml")
+    code, out, err = run(capsys, "compile", app, "--settings", SETTINGS, "--schemas")
+    assert code == 0, err
+    assert "kind: SparkApplication" in out
+    # $FEDERATOR_DELEGATE_CRDS overrides, and an empty folder is a usage error naming it.
+    monkeypatch.setenv("FEDERATOR_DELEGATE_CRDS", str(tmp_path))
+    code, _, err = run(capsys, "compile", app, "--settings", SETTINGS, "--schemas")
+    assert code == 2
+    assert f"--schemas {tmp_path}: no CustomResourceDefinition found" in err
+
+
 def test_schemas_tightened_crd_names_child_field_and_reason(
-    shared_crds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    delegate_crds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     schemas = tmp_path / "crds"
     schemas.mkdir()
-    for crd in shared_crds.glob("*.crd.yaml"):
+    for crd in delegate_crds.glob("*.crd.yaml"):
         if not crd.name.startswith("strimzi-"):
             (schemas / crd.name).symlink_to(crd)  # the real files, not copies
-    crd = yaml.safe_load((shared_crds / "strimzi-kafkatopic.crd.yaml").read_text())
+    crd = yaml.safe_load((delegate_crds / "strimzi-kafkatopic.crd.yaml").read_text())
     (version,) = crd["spec"]["versions"]
     partitions = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
         "partitions"
@@ -367,9 +382,9 @@ def test_schemas_tightened_crd_names_child_field_and_reason(
 
 
 def test_schemas_without_a_needed_crd(
-    shared_crds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    delegate_crds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "strimzi.yaml").symlink_to(shared_crds / "strimzi-kafkatopic.crd.yaml")
+    (tmp_path / "strimzi.yaml").symlink_to(delegate_crds / "strimzi-kafkatopic.crd.yaml")
     code, _, err = run(
         capsys,
         "compile",

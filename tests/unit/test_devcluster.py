@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.devcluster import build, launcher
+from federator.devcluster import build, crdfiles, launcher
 from federator.devcluster.launcher import Identity, Layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,3 +301,137 @@ def test_pid_alive_treats_an_unreaped_zombie_as_dead() -> None:
     proc.wait()
     assert launcher.pid_alive(os.getpid())
     assert cluster_cmd.pid_alive(os.getpid())
+
+
+# ---------------------------------------------------------------- which CRD definition wins
+
+
+def _crd(name: str, *versions: tuple[str, bool], marker: str = "") -> dict[str, object]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name, "annotations": {"marker": marker}},
+        "spec": {"versions": [{"name": v, "served": True, "storage": s} for v, s in versions]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("newer", "older"),
+    [
+        ("v1", "v1beta2"),
+        ("v2", "v1"),
+        ("v1beta2", "v1beta1"),
+        ("v1beta1", "v1alpha3"),
+        ("v1alpha2", "v1alpha1"),
+        ("v2beta1", "v1beta3"),
+        ("v1alpha1", "custom"),
+    ],
+)
+def test_version_priority_follows_kubernetes_order(newer: str, older: str) -> None:
+    assert crdfiles.version_priority(newer) > crdfiles.version_priority(older)
+
+
+@pytest.mark.parametrize("order", ["current-first", "legacy-first"])
+def test_the_current_definition_wins_whatever_the_file_order(order: str) -> None:
+    current = _crd("topics.example.com", ("v1", True), marker="current")
+    legacy = _crd("topics.example.com", ("v1", False), ("v1beta2", True), marker="legacy")
+    other = _crd("other.example.com", ("v1", True))
+    found = [(Path("a.yaml"), current), (Path("b.yaml"), legacy), (Path("c.yaml"), other)]
+    if order == "legacy-first":
+        found = [found[1], found[0], found[2]]
+    chosen = crdfiles.current_crds(found)
+    assert [c["metadata"]["name"] for c in chosen] == ["topics.example.com", "other.example.com"]
+    assert chosen[0]["metadata"]["annotations"]["marker"] == "current"
+
+
+def test_two_different_definitions_of_one_storage_version_are_refused() -> None:
+    one = _crd("topics.example.com", ("v1", True), marker="one")
+    two = _crd("topics.example.com", ("v1", True), marker="two")
+    same = _crd("topics.example.com", ("v1", True), marker="one")
+    assert crdfiles.current_crds([(Path("a.yaml"), one), (Path("b.yaml"), same)]) == [one]
+    with pytest.raises(
+        crdfiles.CRDFileError, match=r"defined twice .* v1: in a.yaml and in b.yaml"
+    ):
+        crdfiles.current_crds([(Path("a.yaml"), one), (Path("b.yaml"), two)])
+
+
+def test_crd_documents_keeps_the_current_strimzi_crd_of_the_vendored_pair() -> None:
+    files = crdfiles.delegate_crd_files()
+    strimzi = [f for f in files if f.name.startswith("strimzi-kafkatopic")]
+    assert len(strimzi) == 2
+    (topic,) = [
+        d for d in launcher.crd_documents(strimzi) if d["spec"]["names"]["kind"] == "KafkaTopic"
+    ]
+    assert [v["name"] for v in topic["spec"]["versions"]] == ["v1"]
+
+
+def test_delegate_crds_dir_honours_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(crdfiles.ENV_DELEGATE_CRDS, raising=False)
+    assert (crdfiles.delegate_crds_dir() / "strimzi-kafkatopic.crd.yaml").is_file()
+    monkeypatch.setenv(crdfiles.ENV_DELEGATE_CRDS, str(tmp_path))
+    assert crdfiles.delegate_crds_dir() == tmp_path
+    with pytest.raises(crdfiles.CRDFileError, match=r"no \*\.crd\.yaml file in"):
+        crdfiles.delegate_crd_files()
+    monkeypatch.setenv(crdfiles.ENV_DELEGATE_CRDS, str(tmp_path / "absent"))
+    with pytest.raises(crdfiles.CRDFileError, match="is not a directory; unset it"):
+        crdfiles.delegate_crds_dir()
+
+
+# ---------------------------------------------------------------- named control planes
+
+
+@pytest.mark.parametrize("name", ["default", "a", "test-2", "x" * 40])
+def test_plane_names_that_name_a_folder(name: str) -> None:
+    from federator.cli import cluster_cmd
+
+    assert cluster_cmd.plane_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "A", "-a", "a-", "../x", "a/b", "x" * 41, "a b"])
+def test_plane_names_that_do_not(name: str) -> None:
+    import argparse
+
+    from federator.cli import cluster_cmd
+
+    with pytest.raises(argparse.ArgumentTypeError, match="lowercase letters"):
+        cluster_cmd.plane_name(name)
+
+
+def test_each_plane_has_its_own_state_and_up_refuses_only_its_own_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from federator.cli import cluster_cmd
+    from federator.cli.main import main
+
+    monkeypatch.setenv("FEDERATOR_CACHE", str(tmp_path))
+    assert cluster_cmd.state_file("a") != cluster_cmd.state_file("b")
+    running = cluster_cmd.state_file("a")
+    running.parent.mkdir(parents=True)
+    running.write_text(json.dumps({"pid": os.getpid(), "kubeconfig": "/k", "server": "s"}))
+    assert main(["cluster", "up", "--name", "a", "--no-build"]) == 1
+    assert "control plane 'a' is already running" in capsys.readouterr().err
+    # Another name is not refused for that reason (here: no binaries, and --no-build).
+    monkeypatch.setenv("FEDERATOR_CONTROLPLANE_BIN", str(tmp_path / "nobin"))
+    assert main(["cluster", "up", "--name", "b", "--no-build"]) == 1
+    assert "already running" not in capsys.readouterr().err
+    assert main(["cluster", "list"]) == 0
+    assert "a                pid" in capsys.readouterr().out
+
+
+def test_up_refuses_an_ambiguous_crd_folder_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from federator.cli.main import main
+
+    monkeypatch.setenv("FEDERATOR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FEDERATOR_CONTROLPLANE_BIN", str(tmp_path / "nobin"))
+    for marker in ("one", "two"):
+        (tmp_path / f"{marker}.yaml").write_text(
+            yaml.safe_dump(_crd("topics.example.com", ("v1", True), marker=marker))
+        )
+    assert main(["cluster", "up", "--no-build", "--crds", str(tmp_path)]) == 1
+    assert "defined twice" in capsys.readouterr().err

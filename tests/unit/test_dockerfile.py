@@ -16,7 +16,8 @@ Aspects covered:
 - OCI labels: source, title, description, licenses, version (and revision), consistent with
   pyproject (name, description, license, version);
 - build context: .dockerignore excludes everything but what the Dockerfile copies;
-- the wheel carries ``crds/`` and ``templates/`` (pyproject's hatch force-include);
+- the wheel carries every folder of pyproject's hatch force-include (CRDs, templates, examples,
+  the vendored delegate CRDs, the control-plane recipe), and the builder copies each of them;
 - hadolint reports nothing.
 """
 
@@ -97,7 +98,15 @@ def test_multi_stage_on_one_pinned_slim_python(
     assert (int(match[1]), int(match[2])) >= (int(minimum[1]), int(minimum[2]))
 
 
-def test_builder_builds_the_wheel_from_the_project_metadata(parser: DockerfileParser) -> None:
+def force_included(pyproject: dict[str, Any]) -> dict[str, str]:
+    """pyproject's hatch force-include: repository folder -> place inside the wheel."""
+    wheel = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
+    return dict(wheel["force-include"])
+
+
+def test_builder_builds_the_wheel_from_the_project_metadata(
+    parser: DockerfileParser, pyproject: dict[str, Any]
+) -> None:
     builder = stages(parser)[0]
     from_line = instructions(builder, "FROM")[0]
     assert from_line.endswith(" AS builder"), from_line
@@ -110,7 +119,9 @@ def test_builder_builds_the_wheel_from_the_project_metadata(parser: DockerfilePa
     assert re.search(r"install --no-deps \S+/federator-\*\.whl", runs)
     assert "check" in runs, "pip check: the installed set agrees with the metadata"
     copied = {value.split()[0].rstrip("/") for value in instructions(builder, "COPY")}
-    assert {"pyproject.toml", "README.md", "federator", "crds", "templates"} <= copied
+    assert {"pyproject.toml", "README.md", "federator"} <= copied
+    # hatch refuses to build when a force-included folder is missing from the context.
+    assert set(force_included(pyproject)) <= copied
 
 
 def test_final_stage_is_the_venv_and_a_non_root_user(parser: DockerfileParser) -> None:
@@ -181,7 +192,7 @@ def test_dockerignore_lets_in_only_what_is_copied(parser: DockerfileParser) -> N
 # --------------------------------------------------------------------------------------------------
 
 
-def test_wheel_carries_crds_and_templates(tmp_path: Path) -> None:
+def test_wheel_carries_every_data_folder(tmp_path: Path, pyproject: dict[str, Any]) -> None:
     """`pip wheel --no-deps .` as in the builder stage; offline when hatchling is installed."""
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path)]
     try:
@@ -200,10 +211,16 @@ def test_wheel_carries_crds_and_templates(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("federator-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for source, target in (
-        ("crds", "federator/_data/crds"),
-        ("templates", "federator/_data/templates"),
+    mapping = force_included(pyproject)
+    for needed in (
+        "crds",
+        "templates",
+        "examples",
+        "third_party/delegate-crds",
+        "hack/controlplane",
     ):
+        assert needed in mapping, f"{needed}/ is not shipped in the wheel"
+    for source, target in mapping.items():
         expected = {
             f"{target}/{path.relative_to(REPO_ROOT / source).as_posix()}"
             for path in (REPO_ROOT / source).rglob("*")

@@ -4,7 +4,7 @@ Aspects covered:
 
 - vocabulary: Argo CD's priority order and ``worst``;
 - one table per delegate kind, with bodies shaped like what the real operators write (field names
-  checked against the CRDs in ../shared/delegate-crds): every row of the DESIGN §5 table, among
+  checked against the CRDs in third_party/delegate-crds): every row of the DESIGN §5 table, among
   them KafkaTopic with a stale generation, Spark RUNNING with too few executors, Spark after a spec
   change before its submissionID changes, Lyft phase Running with a FAILED job, Apache
   ROLLED_BACK, Apache DEPLOYED with the JobManager DEPLOYING;

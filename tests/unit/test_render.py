@@ -2,7 +2,7 @@
 
 Aspects covered:
 - delegate schemas: every child of every example validates against the REAL delegate CRDs in
-  ../shared/delegate-crds with strict unknown-field checking: KafkaTopic under both Strimzi
+  third_party/delegate-crds with strict unknown-field checking: KafkaTopic under both Strimzi
   versions (the v1-only CRD and the 0.51.0 CRD that still serves v1beta2, each file indexed on
   its own), Apache FlinkDeployment, Lyft FlinkApplication, SparkApplication; offline and with
   the cluster serving KafkaTopic v1beta2; and the check is shown to catch a bad child;
@@ -186,10 +186,10 @@ def all_strings(node: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def crd_indexes(shared_crds: Path) -> dict[str, childschema.SchemaIndex]:
+def crd_indexes(delegate_crds: Path) -> dict[str, childschema.SchemaIndex]:
     """One SchemaIndex per real CRD file, so each child is checked against each file serving it."""
     out = {}
-    for path in sorted(shared_crds.glob("*.crd.yaml")):
+    for path in sorted(delegate_crds.glob("*.crd.yaml")):
         with path.open(encoding="utf-8") as handle:
             out[path.name] = childschema.SchemaIndex.from_documents(
                 list(yaml.safe_load_all(handle))
@@ -199,10 +199,10 @@ def crd_indexes(shared_crds: Path) -> dict[str, childschema.SchemaIndex]:
 
 
 @pytest.fixture(scope="module")
-def full_index(shared_crds: Path) -> childschema.SchemaIndex:
-    """Every CRD file of ../shared/delegate-crds in one index (v1 KafkaTopic from the v1 file)."""
+def full_index(delegate_crds: Path) -> childschema.SchemaIndex:
+    """Every CRD file of third_party/delegate-crds in one index (v1 KafkaTopic from the v1 file)."""
     docs: list[Any] = []
-    for path in sorted(shared_crds.glob("*.crd.yaml"), reverse=True):  # strimzi v1 file wins
+    for path in sorted(delegate_crds.glob("*.crd.yaml"), reverse=True):  # strimzi v1 file wins
         with path.open(encoding="utf-8") as handle:
             docs += list(yaml.safe_load_all(handle))
     return childschema.SchemaIndex.from_documents(docs)
@@ -232,7 +232,7 @@ def test_every_child_validates_against_the_real_crds(
         if child.kind == "Deployment":
             continue  # a core kind: no CRD (checked structurally in test_deployment_is_coherent)
         serving = sorted(f for f, idx in crd_indexes.items() if gvk(child) in idx.schemas)
-        assert serving, f"no CRD file in ../shared/delegate-crds serves {child.api_version}"
+        assert serving, f"no CRD file in third_party/delegate-crds serves {child.api_version}"
         if child.kind == "KafkaTopic":
             expected = (
                 [STRIMZI_0_51]

@@ -3,7 +3,7 @@
 Every transition of every kind is driven from a body and checked two ways: the status it writes
 is read by ``federator.core.health.assess`` as the intended health (Healthy, Progressing,
 Degraded, Suspended), and it is valid under the status schema of the real delegate CRD in
-../shared/delegate-crds (strict: a field the API server would prune is an error). The merge patch
+third_party/delegate-crds (strict: a field the API server would prune is an error). The merge patch
 the simulator sends is checked to produce exactly that status.
 """
 
@@ -46,13 +46,13 @@ def _status_validator(path: Path, version: str) -> Callable[[Any], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def status_schemas(shared_crds: Path) -> dict[str, list[Callable[[Any], list[str]]]]:
+def status_schemas(delegate_crds: Path) -> dict[str, list[Callable[[Any], list[str]]]]:
     """Kind -> validators of ``.status`` built from the real CRDs (KafkaTopic: v1 and v1beta2)."""
     out = {
-        kind: [_status_validator(shared_crds / file, version)]
+        kind: [_status_validator(delegate_crds / file, version)]
         for kind, (file, version) in CRD_FILES.items()
     }
-    out["KafkaTopic"].append(_status_validator(shared_crds / LEGACY_TOPIC_CRD[0], "v1beta2"))
+    out["KafkaTopic"].append(_status_validator(delegate_crds / LEGACY_TOPIC_CRD[0], "v1beta2"))
     return out
 
 

@@ -21,6 +21,9 @@ PART_OF = "app.kubernetes.io/part-of"
 APPLICATION_LABEL = "federator.io/application"
 STREAMLET_LABEL = "federator.io/streamlet"
 APPLICATION_ANNOTATION = "federator.io/application"
+ADOPT_ANNOTATION = "federator.io/adopt"
+"""Set by an object's owner to `<namespace>/<application>`: consent that this application may
+take the object over (federator never touches an object it did not create without it)."""
 SPEC_HASH_ANNOTATION = "federator.io/spec-hash"
 TOPIC_ANNOTATION = "federator.io/topic"
 STRIMZI_CLUSTER_LABEL = "strimzi.io/cluster"
@@ -69,8 +72,9 @@ def topic_resource_name(topic: str) -> str:
     if is_subdomain(topic):
         return topic
     cleaned = re.sub(r"[^a-z0-9.-]+", "-", topic.lower())
-    cleaned = re.sub(r"\.{2,}", ".", cleaned)
-    cleaned = re.sub(r"-?\.-?", ".", cleaned).strip("-.") or "topic"
+    # Any run of dots and dashes holding a dot becomes one dot: no empty label ('0.-.0' gave
+    # '0..0' when the two were collapsed one after the other) and no label ending in '-'.
+    cleaned = re.sub(r"-*\.[-.]*", ".", cleaned).strip("-.") or "topic"
     return f"{cleaned[: SUBDOMAIN_MAX - _HASH_LEN - 1].rstrip('-.')}-{digest(topic)}"
 
 

@@ -124,8 +124,20 @@ def test_shorten_is_deterministic_bounded_and_distinct(limit: int) -> None:
 
 @pytest.mark.parametrize(
     ("topic", "expected_same"),
-    [("call-record-aggregator.merge.out", True), ("Spark_Users", False), ("a..b", False)],
-    ids=["subdomain-kept", "upper-and-underscore-sanitised", "double-dot-sanitised"],
+    [
+        ("call-record-aggregator.merge.out", True),
+        ("Spark_Users", False),
+        ("a..b", False),
+        ("0.-.0", False),  # found by hypothesis: was '0..0-…', an empty DNS label
+        ("a--.b", False),  # was 'a-.b-…', a label ending in '-'
+    ],
+    ids=[
+        "subdomain-kept",
+        "upper-and-underscore-sanitised",
+        "double-dot-sanitised",
+        "dot-dash-dot",
+        "dashes-before-a-dot",
+    ],
 )
 def test_topic_resource_names_are_subdomains(topic: str, expected_same: bool) -> None:
     name = naming.topic_resource_name(topic)

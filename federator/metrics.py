@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from federator.core.health import HEALTH_ORDER, PHASE_INVALID, AppHealth, ChildReport
 
 ReconcileResult = Literal["success", "invalid", "error"]
-WriteVerb = Literal["apply", "delete", "patch_status", "event"]
+WriteVerb = Literal["create", "claim", "apply", "delete", "patch_status", "event"]
 ReadSource = Literal["cache", "api"]
 
 RECONCILE_RESULTS: Final[tuple[str, ...]] = get_args(ReconcileResult)

@@ -3,7 +3,9 @@
 The operator compiles the spec into children, observes what the cluster holds, and asks this
 module what to do. Deciding here, without I/O, keeps every rule testable as a table: topics go
 first, a streamlet waits until all its topics are Healthy, unchanged children are not written,
-Retain topics are never deleted, and a name owned by another application is never taken over.
+Retain topics are never deleted, and an object federator did not create for this application is
+never written or deleted: one owned by another application, or one created by anybody else
+(unless its owner consented with `federator.io/adopt: <namespace>/<application>`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 REASON_WAITING_FOR_TOPICS = "WaitingForTopics"
 REASON_DELEGATE_NOT_INSTALLED = "DelegateNotInstalled"
 REASON_OWNED_ELSEWHERE = "OwnedByAnotherApplication"
+REASON_ALREADY_EXISTS = "AlreadyExists"
+NOT_OURS = frozenset({REASON_OWNED_ELSEWHERE, REASON_ALREADY_EXISTS})
+"""Held reasons of objects that are not this application's: never in its inventory."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +40,8 @@ class Observed:
     """The `federator.io/application` annotation (`<namespace>/<app>`), None if absent."""
     health: ChildHealth
     body: Mapping[str, Any]
+    adopt: str | None = None
+    """The `federator.io/adopt` annotation: the application its owner lets take it over."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], health: ChildHealth) -> Observed:
@@ -46,7 +53,16 @@ class Observed:
             owner=annotations.get(naming.APPLICATION_ANNOTATION),
             health=health,
             body=body,
+            adopt=annotations.get(naming.ADOPT_ANNOTATION),
         )
+
+    def owned_by(self, owner: str) -> bool:
+        return self.owner == owner
+
+    @property
+    def uid(self) -> str | None:
+        uid = (self.body.get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
 
 
 def contains(desired: Any, live: Any) -> bool:
@@ -105,7 +121,30 @@ class InventoryItem:
         )
 
     @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> InventoryItem:
+        """A live child found in the cluster (by its labels and owner annotation)."""
+        meta = body.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        kind, name = str(body.get("kind", "")), str(meta.get("name", ""))
+        topic = None
+        if kind == runtimes.KAFKA_TOPIC.kind:  # the annotation is set only when names differ
+            topic = annotations.get(naming.TOPIC_ANNOTATION) or name
+        return cls(
+            kind=kind,
+            api_version=str(body.get("apiVersion", "")),
+            namespace=str(meta.get("namespace", "")),
+            name=name,
+            topic=topic,
+            streamlet=labels.get(naming.STREAMLET_LABEL),
+        )
+
+    @classmethod
     def from_status(cls, entry: Mapping[str, Any]) -> InventoryItem | None:
+        """An entry of status.children; None for a malformed one and for an object reported
+        but not owned (`owned: false`: another's, or not federator's)."""
+        if entry.get("owned") is False:
+            return None
         try:
             return cls(
                 kind=str(entry["kind"]),
@@ -142,7 +181,7 @@ class Plan:
     def inventory(self) -> tuple[InventoryItem, ...]:
         """What federator owns after this plan: every desired child that it wrote or holds."""
         children = (*self.apply, *self.unchanged)
-        held = (h.child for h in self.held if h.health.reason != REASON_OWNED_ELSEWHERE)
+        held = (h.child for h in self.held if h.health.reason not in NOT_OURS)
         items = [InventoryItem.from_child(c) for c in (*children, *held)]
         return tuple(sorted(items, key=lambda i: i.key))
 
@@ -156,15 +195,27 @@ def make_plan(
     installed: Collection[str],
     deletion_policy: DeletionPolicy,
     external_topics: Collection[str] = (),
+    found: Sequence[Observed] = (),
 ) -> Plan:
     """Decide the next step. `installed`: CRD names the cluster serves (core kinds always are);
     `owner`: this application's `<namespace>/<name>`; `external_topics`: unmanaged topics,
-    which exist outside federator and count as ready."""
+    which exist outside federator and count as ready; `found`: objects listed in the cluster
+    that carry this application's owner annotation (children a crash kept out of the
+    inventory), pruned like inventory items when no longer desired.
+
+    Only what `observed` shows as this application's (its owner annotation) is ever pruned: an
+    inventory entry whose object is gone, or now belongs to someone else, is just dropped."""
     apply: list[Child] = []
     unchanged: list[Child] = []
     held: list[Held] = []
+    # A topic counts as ready only when it is this application's (or its owner consented to
+    # the take-over): streamlets never start on another's topic, however healthy it is.
     topic_ready = {
-        c.topic: _is_healthy(observed.get(c.key)) for c in children if c.topic is not None
+        c.topic: _is_healthy(live) and not_ours(c, live, owner) is None
+        for c in children
+        if c.topic is not None
+        for live in [observed.get(c.key)]
+        if live is not None
     }
     for child in sorted(children, key=lambda c: c.wave):  # stable: keeps order inside a wave
         delegate = runtimes.BY_KIND[child.kind]
@@ -182,19 +233,11 @@ def make_plan(
                 )
             )
             continue
-        if live is not None and live.owner not in (None, owner):
-            held.append(
-                Held(
-                    child=child,
-                    health=ChildHealth(
-                        health=Health.DEGRADED,
-                        reason=REASON_OWNED_ELSEWHERE,
-                        message=f"{child.kind} {child.namespace}/{child.name} already belongs to "
-                        f"application {live.owner}; rename a streamlet or topic",
-                    ),
-                )
-            )
-            continue
+        if live is not None and not live.owned_by(owner):
+            refused = not_ours(child, live, owner)
+            if refused is not None:
+                held.append(Held(child=child, health=refused))
+                continue
         if live is not None and in_sync(child, live):
             unchanged.append(child)
             continue
@@ -218,7 +261,7 @@ def make_plan(
     desired = {c.key for c in children}
     prune: list[InventoryItem] = []
     release: list[InventoryItem] = []
-    for item in inventory:
+    for item in _owned_candidates(inventory, observed, found, owner):
         if item.key in desired:
             continue
         if item.kind == runtimes.KAFKA_TOPIC.kind and deletion_policy is DeletionPolicy.RETAIN:
@@ -234,18 +277,74 @@ def make_plan(
     )
 
 
+def not_ours(child: Child, live: Observed, owner: str) -> ChildHealth | None:
+    """Why a live object that is not this application's is left alone, or None when it is
+    ours or its owner consented to the take-over (`federator.io/adopt: <owner>` on an object
+    nobody owns)."""
+    if live.owned_by(owner):
+        return None
+    where = f"{child.kind} {child.namespace}/{child.name}"
+    if live.owner is not None:
+        return ChildHealth(
+            health=Health.DEGRADED,
+            reason=REASON_OWNED_ELSEWHERE,
+            message=f"{where} already belongs to application {live.owner}; federator leaves it "
+            "untouched: rename the streamlet or topic",
+        )
+    if live.adopt == owner:
+        return None
+    consent = (
+        f"annotate it {naming.ADOPT_ANNOTATION}={owner} (its owner's consent) to let this "
+        "application take it over"
+    )
+    if child.topic is not None:
+        remedy = f"rename the topic, declare it managed: false to use it as it is, or {consent}"
+    else:
+        remedy = f"rename the streamlet or the application, or {consent}"
+    return ChildHealth(
+        health=Health.DEGRADED,
+        reason=REASON_ALREADY_EXISTS,
+        message=f"{where} already exists and was not created by federator; it is left "
+        f"untouched: {remedy}",
+    )
+
+
 def _is_healthy(live: Observed | None) -> bool:
     return live is not None and live.health.health is Health.HEALTHY
 
 
+def _owned_candidates(
+    inventory: Sequence[InventoryItem],
+    observed: Mapping[Key, Observed],
+    found: Sequence[Observed],
+    owner: str,
+) -> list[InventoryItem]:
+    """The inventory plus what was found in the cluster with this application's annotation,
+    keeping only objects that exist and are this application's: an entry whose object is gone
+    has nothing to delete, and one that now carries another owner (or none) is not ours."""
+    live = {**{f.key: f for f in found}, **observed}
+    items = {i.key: i for i in inventory}
+    for extra in found:
+        items.setdefault(extra.key, InventoryItem.from_body(extra.body))
+    return [i for i in items.values() if i.key in live and live[i.key].owned_by(owner)]
+
+
 def deletion_plan(
-    inventory: Sequence[InventoryItem], *, app_namespace: str, deletion_policy: DeletionPolicy
+    inventory: Sequence[InventoryItem],
+    *,
+    app_namespace: str,
+    deletion_policy: DeletionPolicy,
+    owner: str,
+    observed: Mapping[Key, Observed],
+    found: Sequence[Observed] = (),
 ) -> tuple[InventoryItem, ...]:
     """On Application deletion, what the finalizer deletes itself: Delete-policy topics, and
-    children the garbage collector cannot reach (other namespaces). Owned same-namespace
-    children are left to the garbage collector."""
+    children the garbage collector cannot reach (other namespaces), among the inventory and
+    what was `found` in the cluster with this application's annotation; only objects that
+    `observed`/`found` show as this application's. Owned same-namespace children are left to
+    the garbage collector (their ownerReferences)."""
     out = []
-    for item in inventory:
+    for item in _owned_candidates(inventory, observed, found, owner):
         if item.kind == runtimes.KAFKA_TOPIC.kind:
             if deletion_policy is DeletionPolicy.DELETE:
                 out.append(item)

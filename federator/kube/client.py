@@ -221,8 +221,66 @@ class Kube:
         self._count("apply", kind)
         return result
 
-    def delete(self, ref: ResourceRef, kind: str) -> bool:
-        """Delete (background propagation); False when it was already gone."""
+    def create(self, ref: ResourceRef, manifest: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """Create, refusing (Conflict, 409 AlreadyExists) when anything holds the name: unlike
+        an apply, a create can never write onto an object federator did not make. Follow it
+        with `claim_fields`, so that later server-side applies own the fields exactly as if
+        an apply had created the object."""
+        with translated(f"create {ref}"):
+            raw = self.custom.create_namespaced_custom_object(
+                ref.group,
+                ref.version,
+                ref.namespace,
+                ref.plural,
+                dict(manifest),
+                field_manager=FIELD_MANAGER,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        self._count("create", kind)
+        return _obj(raw)
+
+    def claim_fields(self, ref: ResourceRef, body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """Turn our `Update` entry of managedFields (a create's) into an `Apply` one, as
+        client-go's csaupgrade does: otherwise a field later dropped from the applied manifest
+        would stay, still owned by the create. A JSON patch that first tests the entry, so a
+        concurrent change of managedFields fails it (Invalid) instead of editing another."""
+        entries = (body.get("metadata") or {}).get("managedFields") or []
+        index = next(
+            (
+                i
+                for i, m in enumerate(entries)
+                if m.get("manager") == FIELD_MANAGER
+                and m.get("operation") == "Update"
+                and not m.get("subresource")
+            ),
+            None,
+        )
+        if index is None:
+            return dict(body)
+        path = f"/metadata/managedFields/{index}"
+        patch = [
+            {"op": "test", "path": f"{path}/manager", "value": FIELD_MANAGER},
+            {"op": "test", "path": f"{path}/operation", "value": "Update"},
+            {"op": "replace", "path": f"{path}/operation", "value": "Apply"},
+        ]
+        with translated(f"claim fields of {ref}"):
+            raw = self.custom.patch_namespaced_custom_object(
+                ref.group,
+                ref.version,
+                ref.namespace,
+                ref.plural,
+                ref.name,
+                patch,
+                _content_type="application/json-patch+json",
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        self._count("claim", kind)
+        return _obj(raw)
+
+    def delete(self, ref: ResourceRef, kind: str, *, uid: str | None = None) -> bool:
+        """Delete (background propagation); False when it was already gone, or (with `uid`, a
+        precondition) when the object of that name is now another one: never delete what
+        was not the object federator looked at."""
         try:
             with translated(f"delete {ref}"):
                 self.custom.delete_namespaced_custom_object(
@@ -232,10 +290,17 @@ class Kube:
                     ref.plural,
                     ref.name,
                     propagation_policy="Background",
+                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+                    if uid
+                    else None,
                     _request_timeout=REQUEST_TIMEOUT,
                 )
         except NotFound:
             return False
+        except Conflict:
+            if uid is None:
+                raise
+            return False  # the UID precondition failed: someone else's object now
         self._count("delete", kind)
         return True
 

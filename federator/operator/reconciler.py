@@ -19,16 +19,20 @@ from typing import Any
 
 from federator.core import compiler, health, model, naming, runtimes
 from federator.core.plan import (
-    REASON_OWNED_ELSEWHERE,
+    NOT_OURS,
     InventoryItem,
     Observed,
+    Plan,
     deletion_plan,
     make_plan,
+    not_ours,
 )
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
 from federator.core.settings import Settings
 from federator.kube.client import (
+    FIELD_MANAGER,
+    Conflict,
     Invalid,
     Kube,
     KubeError,
@@ -41,6 +45,16 @@ from federator.operator.status import build_status, child_entry
 from federator.operator.watch_cache import WatchCache
 
 log = logging.getLogger("federator.reconcile")
+
+REASON_EXTERNAL_TOPIC_UNSEEN = "ExternalTopicNotObserved"
+
+
+def _version(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+
+_UNASSESSED = health.ChildHealth(health=health.Health.UNKNOWN, reason="Listed")
+"""The health of an object found by listing, only ever pruned or deleted (never reported)."""
 
 Key = tuple[str, str, str]
 COMPILED_CACHE = 256
@@ -85,7 +99,8 @@ class Reconciler:
     clock: Callable[[], str] = _now
     _marks: dict[Key, health.ApplyMark] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _written: dict[Key, str] = field(default_factory=dict)  # resourceVersion of our last apply
+    # resourceVersions of our last write: one per apply, two per create (create, then claim)
+    _written: dict[Key, tuple[str, ...]] = field(default_factory=dict)
     _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
     cache: WatchCache = field(default_factory=WatchCache)
     on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
@@ -166,18 +181,23 @@ class Reconciler:
                 self.cache.trust(delegate.kind, [ns for ns in listed if ns is not None])
 
     def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
-        """Whether this exact version of a child is the one our own last apply returned: its
+        """Whether this exact version of a child is one our own last write returned: its
         watch event carries nothing the reconcile that wrote it did not already see."""
         with self._lock:
-            return bool(resource_version) and self._written.get((kind, namespace, name)) == (
-                resource_version
+            return bool(resource_version) and resource_version in self._written.get(
+                (kind, namespace, name), ()
             )
 
-    def _remember(self, key: Key, body: Mapping[str, Any] | None) -> None:
+    def _remember(self, key: Key, *bodies: Mapping[str, Any] | None) -> None:
+        """The versions one write produced (a create's two), or forget them (None)."""
+        versions = tuple(
+            str(v)
+            for b in bodies
+            if (v := ((b or {}).get("metadata") or {}).get("resourceVersion"))
+        )
         with self._lock:
-            version = ((body or {}).get("metadata") or {}).get("resourceVersion")
-            if version:
-                self._written[key] = str(version)
+            if versions:
+                self._written[key] = versions
             else:
                 self._written.pop(key, None)
 
@@ -243,23 +263,33 @@ class Reconciler:
             key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
             for key, b in live.items()
         }
+        # A restart or resync also looks for children a crash kept out of the inventory.
+        found = self._find_owned(owner, installed, discovered.served) if fresh else []
         external = {t.name for t in compiled.topology.topics if not t.managed}
-        plan = make_plan(
-            compiled.children,
-            observed,
-            inventory,
-            owner=owner,
-            installed=installed,
-            deletion_policy=app.deletion_policy,
-            external_topics=external,
-        )
 
-        applied, failed = self._apply(plan.apply, live)
+        def decide() -> Plan:
+            return make_plan(
+                compiled.children,
+                observed,
+                inventory,
+                owner=owner,
+                installed=installed,
+                deletion_policy=app.deletion_policy,
+                external_topics=external,
+                found=found,
+            )
+
+        plan = decide()
+
+        applied, failed = self._apply(plan.apply, live, owner)
         pruned = []
+        uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
         for item in plan.prune:
             self._remember(item.key, None)
             if self.kube.delete(
-                ref_of(item.kind, item.api_version, item.namespace, item.name), item.kind
+                ref_of(item.kind, item.api_version, item.namespace, item.name),
+                item.kind,
+                uid=uids.get(item.key),
             ):
                 pruned.append(f"{item.kind}/{item.name}")
 
@@ -279,9 +309,20 @@ class Reconciler:
                     topic=child.topic,
                 )
             )
-            if child.key in held and held[child.key].reason == REASON_OWNED_ELSEWHERE:
-                continue  # never claim another application's object in our inventory
-            entries.append(child_entry(InventoryItem.from_child(child), verdict, child.spec_hash))
+            # Reported, never claimed: an object that is not ours stays out of the inventory.
+            ours = verdict.reason not in NOT_OURS
+            entries.append(
+                child_entry(
+                    InventoryItem.from_child(child),
+                    verdict,
+                    child.spec_hash if ours else None,
+                    owned=ours,
+                )
+            )
+        for report, entry in self._external_topics(compiled, discovered.served):
+            if report is not None:
+                reports.append(report)
+            entries.append(entry)
         app_health = health.aggregate(reports, suspended=app.suspend)
         status = build_status(
             previous, app_health, entries, generation=generation, now=self.clock()
@@ -295,22 +336,133 @@ class Reconciler:
             pruned=tuple(pruned),
         )
 
+    def _owned_scopes(self, served: Mapping[str, Sequence[str]], installed: Any) -> Any:
+        """(delegate, version, namespace) to list for an application's children: its own
+        namespace for every kind, every Kafka cluster's namespace for topics."""
+        for delegate in runtimes.ALL:
+            if not delegate.served(installed):
+                continue
+            version = delegate.versions[0] if delegate.builtin else served[delegate.crd_name][0]
+            if delegate.kind == runtimes.KAFKA_TOPIC.kind:
+                for namespace in sorted({c.namespace for c in self.settings.kafka_clusters}):
+                    yield delegate, version, namespace
+            else:
+                yield delegate, version, None
+
+    def _find_owned(
+        self,
+        owner: str,
+        installed: Any,
+        served: Mapping[str, Sequence[str]],
+        *,
+        strict: bool = False,
+    ) -> list[Observed]:
+        """Every object in the cluster that carries this application's labels and owner
+        annotation, whether or not the inventory names it (a crash between an apply and the
+        status write leaves such children out of status.children). A namespace that cannot be
+        listed is logged and skipped, or raised with `strict` (finalization must not forget
+        anything it could delete)."""
+        namespace, name = owner.split("/", 1)
+        selector = (
+            f"{naming.MANAGED_SELECTOR},{naming.APPLICATION_LABEL}={naming.label_value(name)}"
+        )
+        found: list[Observed] = []
+        for delegate, version, scope in self._owned_scopes(served, installed):
+            try:
+                items = self.kube.list(
+                    delegate.group,
+                    version,
+                    delegate.plural,
+                    namespace=scope or namespace,
+                    label_selector=selector,
+                )
+            except KubeError as exc:
+                if strict and exc.retryable:
+                    raise  # try again later rather than forget a child
+                log.warning("%s: cannot list %s: %s", owner, delegate.plural, exc)
+                continue
+            for item in items:
+                body = {**item, "kind": delegate.kind, "apiVersion": delegate.api_version(version)}
+                annotations = (item.get("metadata") or {}).get("annotations") or {}
+                if annotations.get(naming.APPLICATION_ANNOTATION) == owner:
+                    found.append(Observed.from_body(body, _UNASSESSED))
+        return found
+
+    def _external_topics(
+        self, compiled: compiler.Compiled, served: Mapping[str, Sequence[str]]
+    ) -> list[tuple[health.ChildReport | None, dict[str, Any]]]:
+        """Topics declared `managed: false` are read-only references: never written, but the
+        health of their KafkaTopic (read by GET: it carries no federator label, so the watch
+        cache never holds it) is reported and counts. Without one, federator cannot know it:
+        the entry says so and the topic counts as ready, as it does for the streamlets."""
+        topics = [t for t in compiled.topology.topics if not t.managed]
+        delegate = runtimes.KAFKA_TOPIC
+        if not topics or delegate.crd_name not in served:
+            return []
+        cluster = self.settings.kafka_cluster(compiled.app.kafka_cluster)
+        if cluster is None:  # cannot be: the application compiled against these settings
+            return []
+        api_version = delegate.api_version(served[delegate.crd_name][0])
+        out: list[tuple[health.ChildReport | None, dict[str, Any]]] = []
+        for topic in topics:
+            item = InventoryItem(
+                kind=delegate.kind,
+                api_version=api_version,
+                namespace=cluster.namespace,
+                name=naming.topic_resource_name(topic.name),
+                topic=topic.name,
+            )
+            body = self.kube.get(ref_of(item.kind, api_version, item.namespace, item.name))
+            if body is None:
+                verdict = health.ChildHealth(
+                    health=health.Health.UNKNOWN,
+                    reason=REASON_EXTERNAL_TOPIC_UNSEEN,
+                    message=f"topic {topic.name} is managed: false and there is no KafkaTopic "
+                    f"{item.namespace}/{item.name}: federator neither creates nor sees it (not "
+                    "counted in the application's health)",
+                )
+                out.append((None, child_entry(item, verdict, None, owned=False)))
+                continue
+            verdict = health.assess(item.kind, body)
+            report = health.ChildReport(
+                kind=item.kind, name=item.name, health=verdict, topic=topic.name
+            )
+            out.append((report, child_entry(item, verdict, None, owned=False)))
+        return out
+
     def _apply(
-        self, children: tuple[Child, ...], live: dict[Key, dict[str, Any]]
+        self, children: tuple[Child, ...], live: dict[Key, dict[str, Any]], owner: str = ""
     ) -> tuple[list[str], dict[Key, health.ChildHealth]]:
-        """Server-side apply one wave's children, concurrently (they do not depend on each
-        other; the plan only puts children whose topics are ready in it). A refused child is
-        Degraded and the rest go on; any other error is raised once all have been tried."""
+        """Write one wave's children, concurrently (they do not depend on each other; the plan
+        only puts children whose topics are ready in it). A refused child is Degraded and the
+        rest go on; any other error is raised once all have been tried.
+
+        A child believed absent is created (a create fails on any object of that name, so
+        federator never writes onto one it did not make, however stale its view); an existing
+        one is server-side applied with its UID as a precondition."""
         for child in children:
             self._mark_before_apply(child, live.get(child.key))
 
-        def one(child: Child) -> dict[str, Any] | KubeError:
+        def one(child: Child) -> dict[str, Any] | KubeError | health.ChildHealth:
+            ref = ref_of(child.kind, child.api_version, child.namespace, child.name)
+            current = live.get(child.key)
             try:
-                return self.kube.apply(
-                    ref_of(child.kind, child.api_version, child.namespace, child.name),
-                    child.manifest,
-                    child.kind,
-                )
+                if current is None:
+                    try:
+                        created = self.kube.create(ref, child.manifest, child.kind)
+                        claimed = self.kube.claim_fields(ref, created, child.kind)
+                        self._remember(child.key, created, claimed)
+                        return claimed
+                    except Conflict:  # AlreadyExists: look at it, as the plan would have
+                        current = self.kube.get(ref)
+                        if current is None:
+                            raise
+                        seen = Observed.from_body(current, _UNASSESSED)
+                        if not seen.owned_by(owner):
+                            refusal = not_ours(child, seen, owner)
+                            if refusal is not None:
+                                return refusal
+                return self._apply_existing(ref, child, current)
             except KubeError as exc:
                 return exc
 
@@ -321,7 +473,9 @@ class Reconciler:
         failed: dict[Key, health.ChildHealth] = {}
         errors: list[KubeError] = []
         for child, got in zip(children, results, strict=True):
-            if isinstance(got, Invalid):
+            if isinstance(got, health.ChildHealth):
+                failed[child.key] = got
+            elif isinstance(got, Invalid):
                 failed[child.key] = health.ChildHealth(
                     health=health.Health.DEGRADED, reason="ApplyFailed", message=str(got)
                 )
@@ -329,7 +483,8 @@ class Reconciler:
                 errors.append(got)
             else:
                 live[child.key] = got
-                self._remember(child.key, got)
+                if not self.own_write(child.kind, child.namespace, child.name, _version(got)):
+                    self._remember(child.key, got)  # (a create remembered both its versions)
                 self.cache.wrote(child.key, got)
                 applied.append(f"{child.kind}/{child.name}")
         if any(isinstance(e, NotFound) for e in errors):
@@ -338,6 +493,23 @@ class Reconciler:
         if errors:
             raise errors[0]
         return applied, failed
+
+    def _apply_existing(
+        self, ref: ResourceRef, child: Child, current: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Server-side apply onto the object federator looked at, never a successor: its UID
+        is a precondition (a mismatch is refused, 422). Fields a create left under an
+        `Update` entry (a crash between create and claim) are claimed first."""
+        meta = current.get("metadata") or {}
+        if any(
+            m.get("manager") == FIELD_MANAGER and m.get("operation") == "Update"
+            for m in meta.get("managedFields") or []
+        ):
+            self.kube.claim_fields(ref, current, child.kind)
+        manifest: Mapping[str, Any] = child.manifest
+        if meta.get("uid"):
+            manifest = {**manifest, "metadata": {**manifest["metadata"], "uid": meta["uid"]}}
+        return self.kube.apply(ref, manifest, child.kind)
 
     def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
         """`compile_application`, memoised on everything it reads: the identity, generation
@@ -427,9 +599,13 @@ class Reconciler:
 
     def finalize(self, body: Mapping[str, Any]) -> tuple[str, ...]:
         """On deletion: delete Delete-policy topics and cross-namespace children (the garbage
-        collector handles owned same-namespace children; Retain topics stay)."""
+        collector handles owned same-namespace children; Retain topics stay). The candidates
+        are the inventory and every object found in the cluster with this application's
+        owner annotation (a crash may have kept one out of the inventory); only objects that
+        carry that annotation now are deleted, each with its UID as a precondition."""
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
+        owner = f"{meta.get('namespace')}/{meta.get('name')}"
         policy = (
             model.DeletionPolicy.DELETE
             if spec.get("deletionPolicy") == "Delete"
@@ -443,16 +619,33 @@ class Reconciler:
             )
             if i is not None and i.kind in runtimes.BY_KIND
         ]
+        discovered = self.discovery.get()
+        found = self._find_owned(owner, discovered.installed, discovered.served, strict=True)
+        observed: dict[Key, Observed] = {}
+        for item in inventory:
+            if not runtimes.BY_KIND[item.kind].served(discovered.installed):
+                continue
+            live = self.kube.get(ref_of(item.kind, item.api_version, item.namespace, item.name))
+            if live is not None:
+                observed[item.key] = Observed.from_body(live, _UNASSESSED)
         with self._lock:  # nothing of a deleted application is remembered
-            for item in inventory:
-                self._written.pop(item.key, None)
-                self._marks.pop(item.key, None)
+            for key in {*(i.key for i in inventory), *(f.key for f in found)}:
+                self._written.pop(key, None)
+                self._marks.pop(key, None)
+        uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
         deleted = []
         for item in deletion_plan(
-            inventory, app_namespace=str(meta.get("namespace")), deletion_policy=policy
+            inventory,
+            app_namespace=str(meta.get("namespace")),
+            deletion_policy=policy,
+            owner=owner,
+            observed=observed,
+            found=found,
         ):
             if self.kube.delete(
-                ref_of(item.kind, item.api_version, item.namespace, item.name), item.kind
+                ref_of(item.kind, item.api_version, item.namespace, item.name),
+                item.kind,
+                uid=uids.get(item.key),
             ):
                 deleted.append(f"{item.kind}/{item.name}")
         return tuple(deleted)

@@ -10,8 +10,11 @@ from federator.core.plan import InventoryItem
 
 
 def child_entry(
-    item: InventoryItem, verdict: health.ChildHealth, spec_hash: str | None
+    item: InventoryItem, verdict: health.ChildHealth, spec_hash: str | None, *, owned: bool = True
 ) -> dict[str, Any]:
+    """One entry of status.children. `owned: false` marks an object reported but not this
+    application's (another's, one federator did not create, a `managed: false` topic): the
+    inventory skips it, so it is never pruned or deleted."""
     entry: dict[str, Any] = {
         "kind": item.kind,
         "apiVersion": item.api_version,
@@ -27,6 +30,8 @@ def child_entry(
         entry["streamlet"] = item.streamlet
     if spec_hash is not None:
         entry["specHash"] = spec_hash
+    if not owned:
+        entry["owned"] = False
     return entry
 
 

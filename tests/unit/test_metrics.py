@@ -201,6 +201,8 @@ def test_api_and_status_write_counters(m: Metrics) -> None:
     m.count_api_write("delete", "Deployment")
     m.count_api_write("patch_status", "Application")
     m.count_api_write("event", "Event")
+    m.count_api_write("create", "Deployment")
+    m.count_api_write("claim", "Deployment")
     m.count_status_write("apps", "cra")
     get = m.registry.get_sample_value
     assert get("federator_api_writes_total", {"verb": "apply", "kind": "KafkaTopic"}) == 2
@@ -208,8 +210,10 @@ def test_api_and_status_write_counters(m: Metrics) -> None:
     assert get("federator_api_writes_total", {"verb": "patch_status", "kind": "Application"}) == 1
     assert get("federator_api_writes_total", {"verb": "event", "kind": "Event"}) == 1
     assert get("federator_status_writes_total", {"namespace": "apps", "application": "cra"}) == 1
+    assert get("federator_api_writes_total", {"verb": "create", "kind": "Deployment"}) == 1
+    assert get("federator_api_writes_total", {"verb": "claim", "kind": "Deployment"}) == 1
     with pytest.raises(ValueError, match="unknown write verb"):
-        m.count_api_write("create", "KafkaTopic")  # type: ignore[arg-type]
+        m.count_api_write("update", "KafkaTopic")  # type: ignore[arg-type]
 
 
 def test_child_read_counter_by_source_and_kind(m: Metrics) -> None:

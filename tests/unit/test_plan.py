@@ -4,9 +4,12 @@ Aspects covered:
 - first reconcile applies topics and holds streamlets until their topics are Healthy;
 - unchanged children (same spec-hash, no drift) are not written; drift or a deletion by hand is;
 - a missing delegate CRD holds only its own children (Missing, DelegateNotInstalled);
-- an object that belongs to another application is never taken over;
+- an object that belongs to another application is never taken over, nor one federator did
+  not create (AlreadyExists), unless its owner consented (`federator.io/adopt`);
 - pruning: removed streamlets are deleted; removed topics only under deletionPolicy Delete;
-- the deletion plan of the finalizer;
+  only objects that carry this application's annotation now; children found in the cluster
+  (a crash kept them out of the inventory) are pruned too;
+- the deletion plan of the finalizer, by the same ownership rule;
 - the inventory that ends up in status.children.
 """
 
@@ -19,9 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.core import compiler, health, runtimes
+from federator.core import compiler, health, naming, runtimes
 from federator.core.model import DeletionPolicy
 from federator.core.plan import (
+    REASON_ALREADY_EXISTS,
     REASON_DELEGATE_NOT_INSTALLED,
     REASON_OWNED_ELSEWHERE,
     REASON_WAITING_FOR_TOPICS,
@@ -177,7 +181,8 @@ def test_removed_children_are_pruned_by_policy(policy: DeletionPolicy, topic_pru
     spec["connections"] = [c for c in spec["connections"] if "invalid" not in c["from"]]
     new = compiler.compile_application(body_edit, SETTINGS).children
     inventory = tuple(InventoryItem.from_child(c) for c in old)
-    plan = plan_for(new, {c.key: live(c) for c in new}, inventory, policy=policy)
+    observed = {c.key: live(c) for c in old} | {c.key: live(c) for c in new}
+    plan = plan_for(new, observed, inventory, policy=policy)
     pruned = {(i.kind, i.name) for i in plan.prune}
     assert ("Deployment", "call-record-aggregator-error-egress") in pruned
     invalid_topic = ("KafkaTopic", "call-record-aggregator.cdr-validator.invalid")
@@ -186,15 +191,145 @@ def test_removed_children_are_pruned_by_policy(policy: DeletionPolicy, topic_pru
 
 
 def test_deletion_plan_leaves_owned_children_to_the_garbage_collector() -> None:
-    inventory = [InventoryItem.from_child(c) for c in children()]
-    retain = deletion_plan(
-        inventory, app_namespace="lightbend", deletion_policy=DeletionPolicy.RETAIN
-    )
-    assert retain == ()
-    delete = deletion_plan(
-        inventory, app_namespace="lightbend", deletion_policy=DeletionPolicy.DELETE
-    )
+    desired = children()
+    inventory = [InventoryItem.from_child(c) for c in desired]
+    observed = {c.key: live(c) for c in desired}
+
+    def plan(policy: DeletionPolicy) -> tuple[InventoryItem, ...]:
+        return deletion_plan(
+            inventory,
+            app_namespace="lightbend",
+            deletion_policy=policy,
+            owner=OWNER,
+            observed=observed,
+        )
+
+    assert plan(DeletionPolicy.RETAIN) == ()
+    delete = plan(DeletionPolicy.DELETE)
     assert {i.kind for i in delete} == {"KafkaTopic"} and len(delete) == 7
+
+
+def _foreign(child: Child, **annotations: str) -> Observed:
+    """The object of that name, made by someone else: no federator annotations but these."""
+    body = copy.deepcopy(dict(child.manifest))
+    body["metadata"]["annotations"] = dict(annotations)
+    body["metadata"]["labels"] = {}
+    return Observed.from_body(body, HEALTHY)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason", "fragment"),
+    [
+        ({}, REASON_ALREADY_EXISTS, "was not created by federator; it is left untouched"),
+        (
+            {naming.ADOPT_ANNOTATION: "team-b/other"},
+            REASON_ALREADY_EXISTS,
+            f"annotate it {naming.ADOPT_ANNOTATION}={OWNER}",
+        ),
+        (
+            {naming.APPLICATION_ANNOTATION: "team-b/other"},
+            REASON_OWNED_ELSEWHERE,
+            "already belongs to application team-b/other",
+        ),
+        ({naming.ADOPT_ANNOTATION: OWNER}, None, ""),
+    ],
+    ids=["not-federators", "consent-for-another-app", "another-apps", "adopt-consented"],
+)
+def test_an_object_federator_did_not_create_is_never_written_without_consent(
+    annotations: dict[str, str], reason: str | None, fragment: str
+) -> None:
+    desired = children()
+    topic = next(c for c in desired if c.kind == "KafkaTopic")
+    deployment = next(c for c in desired if c.kind == "Deployment")
+    observed = {
+        topic.key: _foreign(topic, **annotations),
+        deployment.key: _foreign(deployment, **annotations),
+    }
+    plan = plan_for(desired, observed, policy=DeletionPolicy.DELETE)
+    held = {h.child.key: h.health for h in plan.held}
+    inventory = {i.key for i in plan.inventory}
+    for child in (topic, deployment):
+        if reason is None:  # adopted: applied, and from then on ours
+            assert child.key in {c.key for c in plan.apply} or child.key in held
+            assert child.key in inventory
+            continue
+        verdict = held[child.key]
+        assert (verdict.health, verdict.reason) == (health.Health.DEGRADED, reason)
+        assert f"{child.kind} {child.namespace}/{child.name}" in verdict.message
+        assert fragment in verdict.message
+        assert child.key not in {c.key for c in plan.apply}
+        assert child.key not in inventory
+    if reason == REASON_ALREADY_EXISTS:
+        assert "declare it managed: false" in held[topic.key].message
+        assert "rename the streamlet or the application" in held[deployment.key].message
+
+
+def test_only_objects_that_are_this_applications_now_are_pruned() -> None:
+    old = children()
+    gone, foreign, taken, ours = (
+        next(c for c in old if c.kind == "KafkaTopic"),
+        next(c for c in old if c.kind == "SparkApplication"),
+        next(c for c in old if c.kind == "Deployment"),
+        [c for c in old if c.kind == "Deployment"][1],
+    )
+    inventory = tuple(InventoryItem.from_child(c) for c in (gone, foreign, taken, ours))
+    observed = {
+        foreign.key: _foreign(foreign),  # re-created by someone else since
+        taken.key: _foreign(taken, **{naming.APPLICATION_ANNOTATION: "team-b/other"}),
+        ours.key: live(ours),
+    }  # `gone` is not observed: already deleted
+    plan = plan_for((), observed, inventory, policy=DeletionPolicy.DELETE)
+    assert [i.key for i in plan.prune] == [ours.key]
+    assert plan.release == ()
+    for_deletion = deletion_plan(
+        inventory,
+        app_namespace="elsewhere",  # so that Deployments are the finalizer's to delete
+        deletion_policy=DeletionPolicy.DELETE,
+        owner=OWNER,
+        observed=observed,
+    )
+    assert [i.key for i in for_deletion] == [ours.key]
+
+
+@pytest.mark.parametrize(
+    ("policy", "pruned_kinds", "released_kinds"),
+    [
+        (DeletionPolicy.DELETE, {"KafkaTopic", "Deployment"}, set()),
+        (DeletionPolicy.RETAIN, {"Deployment"}, {"KafkaTopic"}),
+    ],
+)
+def test_children_found_in_the_cluster_but_not_in_the_inventory_are_pruned(
+    policy: DeletionPolicy, pruned_kinds: set[str], released_kinds: set[str]
+) -> None:
+    """A crash between an apply and the status write: the child is in the cluster with our
+    annotation, not in status.children; once it is no longer desired it is pruned all the
+    same (topics by policy); one found with another owner is left alone."""
+    old = children()
+    topic = next(c for c in old if c.kind == "KafkaTopic")
+    deployment = next(c for c in old if c.kind == "Deployment")
+    stranger = next(c for c in old if c.kind == "SparkApplication")
+    found = [
+        live(topic),
+        live(deployment),
+        _foreign(stranger, **{naming.APPLICATION_ANNOTATION: "team-b/other"}),
+    ]
+    plan = make_plan(
+        (), {}, (), owner=OWNER, installed=ALL_CRDS, deletion_policy=policy, found=found
+    )
+    assert {i.kind for i in plan.prune} == pruned_kinds
+    assert {i.kind for i in plan.release} == released_kinds
+    pruned_topic = next((i for i in plan.prune if i.kind == "KafkaTopic"), None)
+    if pruned_topic is not None:
+        assert pruned_topic.topic == topic.topic
+    deletion = deletion_plan(
+        (),
+        app_namespace="lightbend",
+        deletion_policy=policy,
+        owner=OWNER,
+        observed={},
+        found=found,
+    )
+    assert {i.kind for i in deletion} == ({"KafkaTopic"} & pruned_kinds)
 
 
 @pytest.mark.parametrize(
@@ -210,3 +345,19 @@ def test_deletion_plan_leaves_owned_children_to_the_garbage_collector() -> None:
 )
 def test_contains(desired: Any, actual: Any, expected: bool) -> None:
     assert contains(desired, actual) is expected
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [{}, {naming.APPLICATION_ANNOTATION: "team-b/other"}],
+    ids=["not-federators", "another-apps"],
+)
+def test_streamlets_never_start_on_a_topic_that_is_not_ours(annotations: dict[str, str]) -> None:
+    """However healthy another's topic is, it is not this application's: its producers and
+    consumers wait (they would write into, and join the consumer group of, someone else's)."""
+    desired = children()
+    observed = {c.key: _foreign(c, **annotations) for c in desired if c.topic}
+    plan = plan_for(desired, observed)
+    assert not [c for c in plan.apply if c.kind != "KafkaTopic"]
+    waiting = [h for h in plan.held if h.health.reason == REASON_WAITING_FOR_TOPICS]
+    assert len(waiting) == len([c for c in desired if c.kind != "KafkaTopic"])

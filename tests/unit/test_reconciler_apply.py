@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from federator.core import health
+from federator.core import health, naming
 from federator.core.render import Child
 from federator.core.settings import parse_settings
-from federator.kube.client import Invalid, KubeError, NotFound, ResourceRef, Transient
+from federator.kube.client import Conflict, Invalid, KubeError, NotFound, ResourceRef, Transient
 from federator.operator.reconciler import Reconciler
 
 
@@ -30,19 +30,43 @@ def deployment(name: str) -> Child:
 
 
 class Fates:
-    """apply() raises the error named for a child, else returns the object at version 7."""
+    """create()/apply() raise the error named for a child, else return the object at version
+    7; `existing` is what get() finds when a create is refused (409)."""
 
-    def __init__(self, errors: dict[str, KubeError]) -> None:
+    def __init__(
+        self, errors: dict[str, KubeError], existing: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.errors = errors
+        self.existing = existing or {}
         self.tried: list[str] = []
+        self.calls: list[tuple[str, str, Any]] = []
         self._lock = threading.Lock()
 
-    def apply(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
+    def _write(self, verb: str, ref: ResourceRef, manifest: Any) -> dict[str, Any]:
         with self._lock:
             self.tried.append(ref.name)
+            self.calls.append((verb, ref.name, manifest))
         if ref.name in self.errors:
             raise self.errors[ref.name]
         return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": "7"}}
+
+    def create(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
+        if ref.name in self.existing:
+            with self._lock:
+                self.calls.append(("create", ref.name, manifest))
+            raise Conflict(f"create {ref}: already exists", 409)
+        return self._write("create", ref, manifest)
+
+    def apply(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
+        return self._write("apply", ref, manifest)
+
+    def claim_fields(self, ref: ResourceRef, body: Any, kind: str) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(("claim", ref.name, None))
+        return dict(body)
+
+    def get(self, ref: ResourceRef) -> dict[str, Any] | None:
+        return self.existing.get(ref.name)
 
 
 class Discovery:
@@ -99,3 +123,75 @@ def test_other_errors_surface_after_every_child_was_tried(
     assert sorted(fates.tried) == sorted(c.name for c in WAVE)
     assert r.own_write("Deployment", "apps", "d5", "7")  # what was applied is remembered
     assert discovery.invalidated == invalidates  # a vanished CRD: rediscover next time
+
+
+OWNER = "apps/pipeline"
+
+
+def body(name: str, uid: str, annotations: dict[str, str], managed: list[Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": "apps",
+            "uid": uid,
+            "annotations": annotations,
+            "managedFields": managed,
+        },
+    }
+
+
+def test_absent_children_are_created_and_existing_ones_applied_with_their_uid() -> None:
+    fates = Fates({})
+    r, _ = reconciler(fates)
+    ours = body("d1", "uid-1", {naming.APPLICATION_ANNOTATION: OWNER}, [])
+    live: dict[Any, dict[str, Any]] = {WAVE[1].key: ours}
+    r._apply(WAVE[:2], live, OWNER)
+    calls = {name: [(v, m) for v, n, m in fates.calls if n == name] for name in ("d0", "d1")}
+    (create, created), (claim, _) = calls["d0"]
+    assert (create, claim) == ("create", "claim") and "uid" not in created["metadata"]
+    ((apply, applied),) = calls["d1"]
+    assert apply == "apply" and applied["metadata"]["uid"] == "uid-1"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason"),
+    [
+        ({}, "AlreadyExists"),
+        ({naming.APPLICATION_ANNOTATION: "team-b/other"}, "OwnedByAnotherApplication"),
+        ({naming.ADOPT_ANNOTATION: OWNER}, None),
+        ({naming.APPLICATION_ANNOTATION: OWNER}, None),
+    ],
+    ids=["not-federators", "another-apps", "adopt-consented", "ours-after-all"],
+)
+def test_a_refused_create_writes_nothing_onto_an_object_that_is_not_ours(
+    annotations: dict[str, str], reason: str | None
+) -> None:
+    """The view was stale: something holds the name. Only ours, or one whose owner consented,
+    is then applied (with its UID); anything else is left untouched and reported."""
+    fates = Fates({}, existing={"d0": body("d0", "uid-0", annotations, [])})
+    r, _ = reconciler(fates)
+    applied, failed = r._apply(WAVE[:1], {}, OWNER)
+    writes = [(verb, name) for verb, name, _ in fates.calls if verb != "create"]
+    if reason is None:
+        assert applied == ["Deployment/d0"] and writes == [("apply", "d0")]
+        assert fates.calls[-1][2]["metadata"]["uid"] == "uid-0"
+    else:
+        assert applied == [] and writes == []
+        assert failed[WAVE[0].key].reason == reason
+        assert failed[WAVE[0].key].health is health.Health.DEGRADED
+
+
+def test_fields_a_create_left_under_an_update_entry_are_claimed_before_the_apply() -> None:
+    """A crash between the create and the claim: the next apply claims first."""
+    fates = Fates({})
+    r, _ = reconciler(fates)
+    left = body(
+        "d0",
+        "uid-0",
+        {naming.APPLICATION_ANNOTATION: OWNER},
+        [{"manager": "federator", "operation": "Update"}],
+    )
+    r._apply(WAVE[:1], {WAVE[0].key: left}, OWNER)
+    assert [verb for verb, _, _ in fates.calls] == ["claim", "apply"]

@@ -28,6 +28,8 @@ class Code(StrEnum):
     DUPLICATE_TOPIC = "DuplicateTopic"
     UNKNOWN_RUNTIME = "UnknownRuntime"
     UNKNOWN_KAFKA_CLUSTER = "UnknownKafkaCluster"
+    KAFKA_CLUSTER_NOT_ALLOWED = "KafkaClusterNotAllowed"
+    TOPIC_PREFIX = "TopicPrefixRequired"
     SCHEMA_MISMATCH = "IncompatibleSchemas"
     INVALID_PORT_SCHEMA = "InvalidPortSchema"
     CYCLE = "Cycle"

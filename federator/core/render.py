@@ -193,6 +193,7 @@ def deep_merge(base: Any, override: Any) -> Any:
 def wiring(topology: Topology, streamlet: Streamlet, cluster: KafkaCluster) -> list[dict[str, str]]:
     """The env vars every runtime gets, identical across runtimes (DESIGN §3)."""
     app = topology.app.name
+    prefix = cluster.topic_policy.prefix(topology.app.namespace, app)  # groups, as topics
     inlets = {}
     outlets = {}
     env = [
@@ -202,7 +203,7 @@ def wiring(topology: Topology, streamlet: Streamlet, cluster: KafkaCluster) -> l
     ]
     for port in streamlet.inlets:
         topic = topology.inlet_topics.get(PortRef(streamlet=streamlet.name, port=port), "")
-        group = f"{app}.{streamlet.name}.{port}"
+        group = f"{prefix}{app}.{streamlet.name}.{port}"
         inlets[port] = {"topic": topic, "groupId": group}
         env.append({"name": f"FEDERATOR_INLET_{naming.env_port(port)}_TOPIC", "value": topic})
         env.append({"name": f"FEDERATOR_INLET_{naming.env_port(port)}_GROUP_ID", "value": group})

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from federator.core import topicpolicy
+
 
 class TopicApiVersion(StrEnum):
     """Which Strimzi API serves KafkaTopics; `auto` asks the API server (v1 when offline)."""
@@ -54,6 +56,9 @@ class KafkaCluster:
     """Handed to every streamlet as FEDERATOR_KAFKA_BOOTSTRAP_SERVERS."""
     topic_api_version: TopicApiVersion = TopicApiVersion.AUTO
     """Pin the KafkaTopic API version, or `auto` to discover it."""
+    topic_policy: topicpolicy.TopicPolicy = field(default_factory=topicpolicy.TopicPolicy)
+    """Which namespaces may use the cluster and the prefix of their topics (`allowedNamespaces`,
+    `topicPrefix`); the default allows every namespace and adds no prefix."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +142,15 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
             raise SettingsError(f"{where}: expected a mapping")
         _reject_unknown(
             raw,
-            {"name", "strimziCluster", "namespace", "bootstrapServers", "topicApiVersion"},
+            {
+                "name",
+                "strimziCluster",
+                "namespace",
+                "bootstrapServers",
+                "topicApiVersion",
+                "allowedNamespaces",
+                "topicPrefix",
+            },
             where,
         )
         for required in ("name", "strimziCluster", "namespace", "bootstrapServers"):
@@ -146,6 +159,10 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         if raw["name"] in seen:
             raise SettingsError(f"{where}.name: duplicate cluster name {raw['name']!r}")
         seen.add(raw["name"])
+        try:
+            policy = topicpolicy.parse(raw)
+        except topicpolicy.PolicyError as exc:
+            raise SettingsError(f"{where}.{exc}") from None
         clusters.append(
             KafkaCluster(
                 name=raw["name"],
@@ -155,6 +172,7 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
                 topic_api_version=_enum(
                     TopicApiVersion, raw.get("topicApiVersion", "auto"), f"{where}.topicApiVersion"
                 ),
+                topic_policy=policy,
             )
         )
     flink_raw = _get(data, "flink", Mapping, "settings", {})

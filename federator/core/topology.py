@@ -197,8 +197,9 @@ class _Binder:
             table[located.ref] = (topic, located.path)
 
 
-def build(app: Application) -> tuple[Topology, list[Problem]]:
-    """Bind every port to its topic and build the graph; returns all problems found."""
+def build(app: Application, topic_prefix: str = "") -> tuple[Topology, list[Problem]]:
+    """Bind every port to its topic and build the graph; returns all problems found.
+    `topic_prefix` starts every implicit topic name (the Kafka cluster's naming policy)."""
     b = _Binder(app)
     b.index_streamlets()
 
@@ -244,7 +245,7 @@ def build(app: Application) -> tuple[Topology, list[Problem]]:
             ref = PortRef(streamlet=s.name, port=outlet)
             if ref in b.outlets:
                 continue
-            name = implicit_topic_name(app.name, s.name, outlet)
+            name = topic_prefix + implicit_topic_name(app.name, s.name, outlet)
             path = f"{s.path}.outlets[{i}]"
             b.outlets[ref] = (name, path)
             if name in topics_by_name:

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 from jsonschema.protocols import Validator
 
-from federator.core import model, openapi, topology
+from federator.core import model, openapi, topicpolicy, topology
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -236,9 +236,10 @@ def validate(body: Mapping[str, Any], settings: Settings) -> Result:
     app = model.from_body(body)
     problems += _cel_mirror(app)
     problems += _runtime_block_problems(body)
-    topo, semantic = topology.build(app)
+    topo, semantic = topology.build(app, topicpolicy.implicit_prefix(app, settings))
     problems += semantic
     problems += _cluster_problems(app, settings)
+    problems += topicpolicy.problems(app, settings)
     problems += _required_runtime_fields(app, settings)
     # One report per place: a schema problem at a path hides semantic echoes of it.
     schema_paths = {p.path for p in problems if p.code in (Code.SCHEMA, Code.INVALID_TOPIC_NAME)}

@@ -15,7 +15,9 @@ Aspects covered:
 - the Deployment: restricted security context, probes on kopf's liveness endpoint, /tmp, args;
 - RBAC: no Secrets, no '*' anywhere; the exact rule set; namespaced mode uses Roles for the
   delegate kinds and writes only KafkaTopics in the Kafka namespaces;
-- the ConfigMap's settings parse with federator.core.settings.parse_settings;
+- the ConfigMap's settings parse with federator.core.settings.parse_settings; the multi-team
+  naming policy values.yaml recommends (a namespace prefix, an allow-list) reaches them as
+  documented, and the schema's topicPrefix pattern agrees with the operator's own check;
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
 - values.yaml documents every key.
@@ -38,6 +40,7 @@ import pytest
 import yaml
 
 from federator.core.settings import parse_settings
+from federator.core.topicpolicy import TopicPolicy, template_error
 from federator.devcluster import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +48,22 @@ CHART = REPO / "charts" / "federator"
 CRD = REPO / "crds" / "application.yaml"
 GO_MOD = REPO / "hack" / "controlplane" / "go.mod"
 RELEASE, NAMESPACE = "fed", "federator-system"
+
+
+def recommended_multi_team() -> dict[str, Any]:
+    """The setting values.yaml recommends for a cluster several teams share: the indented YAML
+    in the comment block that follows 'Recommended when several teams share a cluster'."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# Recommended when several"))
+    block = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#   "):
+            block.append(line[4:])
+        elif block:
+            break
+    values: dict[str, Any] = yaml.safe_load("\n".join(block))
+    return values
+
 
 # The built-in kinds the chart renders (kubeconform gets a schema for each).
 BUILTIN_KINDS: tuple[tuple[str, str], ...] = (
@@ -90,6 +109,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "flink": {"defaultOperator": "lyft"},
         "operator": {"resyncSeconds": 60, "metricsPort": 9090, "livenessPort": 9091},
     },
+    "multi-team": recommended_multi_team(),
     "long-names": {
         "fullnameOverride": "f" * 70,
         "watchNamespaces": ["team-a"],
@@ -113,6 +133,8 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
 
+
+CLUSTER_VALUES = {"name": "a", "strimziCluster": "s", "namespace": "k", "bootstrapServers": "b"}
 
 # -- tools and rendering
 
@@ -632,6 +654,44 @@ def test_custom_kafka_clusters_reach_the_settings(rendered: dict[str, str]) -> N
     assert settings.operator.namespaces == ("pipelines", "kafka-main", "kafka-legacy")
 
 
+def test_the_recommended_multi_team_policy_reaches_the_settings(rendered: dict[str, str]) -> None:
+    cluster = parse_settings(settings_of(rendered, "multi-team")).kafka_cluster("default")
+    assert cluster is not None
+    assert cluster.topic_policy == TopicPolicy(
+        allowed_namespaces=("team-a", "team-b"), topic_prefix="{namespace}."
+    )
+    defaults = parse_settings(settings_of(rendered, "defaults")).kafka_cluster("default")
+    assert defaults is not None and defaults.topic_policy == TopicPolicy()  # the seed's names
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "",
+        "{namespace}.",
+        "{namespace}_",
+        "{namespace}.{application}.",
+        "kafka.{namespace}.",
+        "{application}.",
+        "shared.",
+        "{namespace}",
+        "{namespace}-",
+        "{application}.{namespace}.",
+        "{team}.",
+        "{}.",
+        "{namespace!r}.",
+        "{{namespace}}.",
+        "team/{namespace}.",
+        "{namespace",
+    ],
+)
+def test_schema_topic_prefix_pattern_agrees_with_the_operator(template: str) -> None:
+    """The chart refuses at install what the operator would refuse at start (bar the length)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    cluster = schema["properties"]["kafkaClusters"]["items"]["properties"]["topicPrefix"]
+    assert bool(re.match(cluster["pattern"], template)) is (template_error(template) is None)
+
+
 def test_settings_change_rolls_the_pods(tools: Path, tmp_path: Path) -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = [
@@ -714,6 +774,21 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
         ),
         pytest.param(
             {"serviceAccount": {"create": False}}, "serviceAccount.name", id="no-service-account"
+        ),
+        pytest.param(
+            {"kafkaClusters": [{**CLUSTER_VALUES, "topicPrefix": "{team}."}]},
+            "topicPrefix",
+            id="unknown-topic-prefix-placeholder",
+        ),
+        pytest.param(
+            {"kafkaClusters": [{**CLUSTER_VALUES, "topicPrefix": "{namespace}-"}]},
+            "topicPrefix",
+            id="ambiguous-topic-prefix",
+        ),
+        pytest.param(
+            {"kafkaClusters": [{**CLUSTER_VALUES, "allowedNamespaces": ["Team_A"]}]},
+            "allowedNamespaces",
+            id="bad-allowed-namespace",
         ),
     ],
 )

@@ -527,12 +527,6 @@ def test_a_topic_owned_by_another_application_is_held_naming_the_owner() -> None
     assert topic.key not in {i.key for i in plan.inventory}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/plan.py (the lead's): a topic held as OwnedByAnotherApplication still counts "
-    "as ready when the other application's KafkaTopic is Healthy, so this application's "
-    "streamlets are applied wired to a topic it does not own",
-)
 def test_streamlets_do_not_start_on_a_topic_owned_by_another_application() -> None:
     _, plan = team_a_beside_team_b()
     assert [c.streamlet for c in plan.apply if c.streamlet] == []

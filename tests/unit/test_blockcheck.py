@@ -9,6 +9,9 @@ Aspects covered:
 - what stays valid: partial blocks (fields federator renders are never required of the user),
   pod fields the Deployment schema leaves open, a Ceph volume's `rbd.image`, every example;
 - every problem at once, and a placement problem is not echoed as an unknown field;
+- render never drops a user value: with validation bypassed, a value of the wrong type where
+  federator wires the streamlet is refused at its path; and (hypothesis) whatever a block puts
+  at a wired path is either refused by validation or reaches the child as written;
 - every delegate a block can target has a schema (a guard for the vendored CRDs).
 """
 
@@ -19,10 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from federator.core import blockcheck, compiler, runtimes, validation
-from federator.core.problems import Code
+from federator.core import blockcheck, compiler, render, runtimes, validation
+from federator.core.problems import Code, InvalidSpec
 from federator.core.resources import examples_dir
+from federator.core.runtimes import Served
 from federator.core.settings import Settings, parse_settings
 
 SETTINGS = parse_settings(
@@ -524,3 +531,91 @@ def test_a_missing_or_empty_image_is_reported_once() -> None:
 def test_every_streamlet_delegate_has_a_spec_schema(delegate: runtimes.Delegate) -> None:
     schema = blockcheck.spec_schema(delegate)
     assert schema.get("type") == "object" and schema.get("properties")
+
+
+# --- render never drops a user value ------------------------------------------------------------
+
+BYPASSED: dict[str, tuple[str, Any, str, dict[str, Any]]] = {
+    # id: runtime, block, path of the refusal, extra spec
+    "spark-driver-string": ("spark", {"driver": "abc"}, f"{P}.spark.driver", {}),
+    "container-containers-mapping": (
+        "container",
+        {"template": {"spec": {"containers": {"name": "proc"}}}},
+        f"{P}.container.template.spec.containers",
+        {},
+    ),
+    "container-env-string": (
+        "container",
+        {"template": {"spec": {"containers": [{"name": "sidecar"}, {"name": "proc", "env": "x"}]}}},
+        f"{P}.container.template.spec.containers[1].env",
+        {},
+    ),
+    "lyft-env-config-null": (
+        "lyft",
+        {"jobManagerConfig": {"envConfig": None}},
+        f"{P}.flink.jobManagerConfig.envConfig",
+        {},
+    ),
+    "apache-suspended-job-list": ("apache", {"job": ["x"]}, f"{P}.flink.job", {"suspend": True}),
+}
+
+
+@pytest.mark.parametrize(
+    ("runtime", "block", "path", "extra"), list(BYPASSED.values()), ids=list(BYPASSED)
+)
+def test_render_refuses_what_validation_refuses(
+    runtime: str, block: Any, path: str, extra: dict[str, Any]
+) -> None:
+    """Even with validation bypassed, a wrong type is refused at its path, never replaced."""
+    body = app(runtime, block, **extra)
+    result = validation.validate(body, SETTINGS)
+    assert any(p.path == path for p in result.problems), result.problems
+    with pytest.raises(InvalidSpec) as raised:
+        render.render(result.topology, SETTINGS, Served.offline())
+    assert [(p.path, p.code) for p in raised.value.problems] == [(path, Code.RUNTIME_FIELD)]
+
+
+WIRED_PATHS: dict[str, list[tuple[str, ...]]] = {
+    "spark": [("driver",), ("executor",), ("driver", "env"), ("executor", "env")],
+    "apache": [("podTemplate",), ("podTemplate", "spec"), ("podTemplate", "spec", "containers")],
+    "lyft": [
+        ("jobManagerConfig",),
+        ("taskManagerConfig", "envConfig"),
+        ("jobManagerConfig", "envConfig", "env"),
+    ],
+    "container": [("template",), ("template", "spec"), ("template", "spec", "containers")],
+}
+_scalar = st.none() | st.booleans() | st.integers(-2, 3) | st.text(max_size=4)
+_values = _scalar | st.lists(_scalar | st.fixed_dictionaries({"name": st.just("x")}), max_size=2)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    where=st.sampled_from([(r, p) for r, paths in WIRED_PATHS.items() for p in paths]),
+    value=_values,
+)
+def test_a_value_at_a_wired_path_is_refused_or_kept(
+    where: tuple[str, tuple[str, ...]], value: Any
+) -> None:
+    runtime, path = where
+    block: dict[str, Any] = {}
+    node = block
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    body = app(runtime, block)
+    result = validation.validate(body, SETTINGS)
+    key = "flink" if runtime in ("apache", "lyft") else runtime
+    user_path = ".".join((f"{P}.{key}", *path))
+    if not result.ok:
+        assert any(p.path.startswith(user_path) for p in result.problems), result.problems
+        return
+    children = compiler.compile_application(body, SETTINGS).children
+    (child,) = [c for c in children if c.streamlet == "proc"]
+    rendered: Any = child.manifest["spec"]
+    for key in path:
+        rendered = rendered[key]
+    if isinstance(value, list):
+        assert all(item in rendered for item in value)  # wiring may be added, nothing dropped
+    else:
+        assert rendered == value

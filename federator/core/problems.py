@@ -34,6 +34,11 @@ class Code(StrEnum):
     INVALID_PORT_SCHEMA = "InvalidPortSchema"
     CYCLE = "Cycle"
     RUNTIME_BLOCK = "RuntimeBlockMismatch"
+    RUNTIME_FIELD = "InvalidRuntimeField"
+    """A runtime block field the delegate's schema refuses (wrong type, unknown field)."""
+    CHILD_PLACEMENT = "ChildPlacementOverride"
+    """A field that would move a child (or its pods) to another namespace, or rename it."""
+    INVALID_IMAGE = "InvalidImageReference"
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
 

@@ -23,6 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from federator.core import naming, runtimes
 from federator.core.model import Application, PortRef, Runtime, Streamlet
+from federator.core.problems import Code, InvalidSpec, Problem, format_path
 from federator.core.resources import templates_dir
 from federator.core.runtimes import Delegate, Served
 from federator.core.settings import FlinkOperator, FlinkPreference, KafkaCluster, Settings
@@ -246,29 +247,45 @@ def _env_paths(node: Any, ours: Mapping[str, Any], at: tuple[Step, ...] = ()) ->
     return found
 
 
+class _Replaced(Exception):
+    """A runtime block put a value of another type where the wiring needs a mapping or a list.
+    Validation refuses that first (`blockcheck`); render refuses it too rather than drop it."""
+
+    def __init__(self, steps: tuple[Step, ...], value: Any, expected: type) -> None:
+        super().__init__(steps, value)
+        self.steps = steps
+        self.value = value
+        self.expected = "a list" if expected is list else "an object (a mapping)"
+
+
 def _rewire(spec: Any, template: Any, path: tuple[Step, ...], wiring_env: Sequence[Any]) -> None:
     """Make the env list at `path` start with our wiring, re-creating what a runtime block
     removed on the way (a replaced container list, an emptied env): a block may add env vars
-    but can never silently disconnect a streamlet from its topics."""
+    but can never silently disconnect a streamlet from its topics. A user value of another type
+    on the way is never replaced: `_Replaced`."""
     node, original = spec, template
-    for step in path[:-1]:
+    for n, step in enumerate(path[:-1]):
         if isinstance(step, tuple):
             original = next(i for i in original if i.get("name") == step[1])
-            items = node if isinstance(node, list) else []
             match = next(
-                (i for i in items if isinstance(i, dict) and i.get("name") == step[1]), None
+                (i for i in node if isinstance(i, dict) and i.get("name") == step[1]), None
             )
             if match is None:
                 match = copy.deepcopy(original)
-                items.append(match)
+                node.append(match)
             node = match
         else:
             original = original[step]
-            if not isinstance(node.get(step), dict | list):
-                node[step] = [] if isinstance(original, list) else {}
+            kind = list if isinstance(original, list) else dict
+            if step not in node:
+                node[step] = kind()
+            elif not isinstance(node[step], kind):
+                raise _Replaced(path[: n + 1], node[step], kind)
             node = node[step]
     ours = {e["name"] for e in wiring_env}
-    current = node.get("env") if isinstance(node.get("env"), list) else []
+    if not isinstance(node.get("env", []), list):
+        raise _Replaced(path, node["env"], list)
+    current = node.get("env", [])
     kept = [e for e in current if not (isinstance(e, Mapping) and e.get("name") in ours)]
     node["env"] = [dict(e) for e in wiring_env] + kept
 
@@ -287,8 +304,41 @@ def _enforce_suspend(kind: str, spec: dict[str, Any]) -> None:
     elif kind == runtimes.SPARK_APPLICATION.kind:
         spec["suspend"] = True
     elif kind == runtimes.FLINK_DEPLOYMENT.kind:
-        job: dict[str, Any] = spec["job"] if isinstance(spec.get("job"), dict) else {}
+        job = spec.get("job", {})
+        if not isinstance(job, dict):
+            raise _Replaced(("job",), job, dict)
         spec["job"] = {**job, "state": "suspended"}
+
+
+def _refusal(streamlet: Streamlet, replaced: _Replaced) -> InvalidSpec:
+    """The problem at the user's path (named list items by their index in the block)."""
+    parts: list[str | int] = [streamlet.path, streamlet.runtime.value]
+    node: Any = streamlet.overrides
+    for step in replaced.steps:
+        if isinstance(step, tuple):
+            items = node if isinstance(node, list) else []
+            index = next(
+                (
+                    i
+                    for i, item in enumerate(items)
+                    if isinstance(item, Mapping) and item.get("name") == step[1]
+                ),
+                None,
+            )
+            if index is None:
+                break
+            parts.append(index)
+            node = items[index]
+        else:
+            parts.append(step)
+            node = node.get(step) if isinstance(node, Mapping) else None
+    problem = Problem(
+        path=format_path(parts),
+        code=Code.RUNTIME_FIELD,
+        message=f"must be {replaced.expected}, not {replaced.value!r}: federator sets the "
+        "streamlet's wiring (or suspension) inside it and never replaces a value of yours",
+    )
+    return InvalidSpec([problem])
 
 
 # --- children -----------------------------------------------------------------------------------
@@ -419,9 +469,12 @@ def render_streamlet(
     if streamlet.overrides:
         template_spec = manifest["spec"]
         manifest["spec"] = deep_merge(template_spec, streamlet.overrides)
-        manifest["spec"] = _enforce_wiring(manifest["spec"], template_spec, env)
-        if app.suspend:
-            _enforce_suspend(delegate.kind, manifest["spec"])
+        try:
+            manifest["spec"] = _enforce_wiring(manifest["spec"], template_spec, env)
+            if app.suspend:
+                _enforce_suspend(delegate.kind, manifest["spec"])
+        except _Replaced as replaced:
+            raise _refusal(streamlet, replaced) from None
     manifest, digest = _finish(manifest, app, owned=True)
     return Child(
         kind=delegate.kind,

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 from jsonschema.protocols import Validator
 
-from federator.core import model, openapi, topicpolicy, topology
+from federator.core import blockcheck, model, openapi, topicpolicy, topology
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -241,6 +241,7 @@ def validate(body: Mapping[str, Any], settings: Settings) -> Result:
     problems += _cluster_problems(app, settings)
     problems += topicpolicy.problems(app, settings)
     problems += _required_runtime_fields(app, settings)
+    problems += blockcheck.problems(app, settings)
     # One report per place: a schema problem at a path hides semantic echoes of it.
     schema_paths = {p.path for p in problems if p.code in (Code.SCHEMA, Code.INVALID_TOPIC_NAME)}
     unique: dict[tuple[str, str], Problem] = {}

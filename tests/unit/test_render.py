@@ -13,7 +13,7 @@ Aspects covered:
 - runtime blocks: deep merge, and they cannot rewire (or unwire) a streamlet;
 - replicas and suspend per runtime; Lyft cannot be suspended;
 - injection: values with YAML/Jinja syntax reach exactly their own field, literally
-  (explicit cases and hypothesis);
+  (explicit cases and hypothesis), or, in image fields, are refused as image references;
 - long names: 63-character app, streamlet and port names, 253-character app names, and an
   implicit topic name over Kafka's 249-character limit.
 """
@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from federator.core import childschema, compiler, naming, runtimes
+from federator.core import childschema, compiler, imageref, naming, runtimes
 from federator.core.compiler import Compiled
 from federator.core.problems import Code, InvalidSpec
 from federator.core.render import Child, deep_merge
@@ -321,18 +321,18 @@ def test_schema_check_is_strict_about_unknown_fields(
     assert any(field in p.message for p in problems), problems
 
 
-def test_a_runtime_block_typo_fails_the_schema_check(
-    example_settings: Settings, full_index: childschema.SchemaIndex
-) -> None:
+def test_a_runtime_block_typo_is_refused_before_rendering(example_settings: Settings) -> None:
+    """Validation checks the block against the same CRD, so the typo never reaches a child."""
     body = application(
         streamlets=[
             streamlet("gen", "spark", outlets=("out",), block={"executr": {"memory": "1g"}})
         ]
     )
-    child = by_streamlet(compile_body(body, example_settings).children, "gen")
-    problems = childschema.check([child], full_index)
-    assert [p.path for p in problems] == [f"SparkApplication/team/{child.name} spec"]
-    assert "executr" in problems[0].message
+    with pytest.raises(InvalidSpec) as raised:
+        compile_body(body, example_settings)
+    (problem,) = raised.value.problems
+    assert (problem.path, problem.code) == ("spec.streamlets[0].spark.executr", Code.RUNTIME_FIELD)
+    assert "did you mean 'executor'" in problem.message
 
 
 def test_a_missing_crd_is_reported_not_skipped(
@@ -1112,6 +1112,13 @@ def assert_only_its_field_differs(
 ) -> None:
     body = injection_app()
     set_path(body, INJECTABLE[field], payload)
+    if field.startswith("image-") and imageref.problem(payload) is not None:
+        # Images are parsed as image references: such a payload never reaches a manifest.
+        with pytest.raises(InvalidSpec) as raised:
+            compile_body(body, settings)
+        path = f"spec.streamlets[{INJECTABLE[field][2]}].image"
+        assert [(p.path, p.code) for p in raised.value.problems] == [(path, Code.INVALID_IMAGE)]
+        return
     children = compile_body(body, settings).children
     assert normalised(children, payload, marker(field)) == normalised(baseline, "", "")
     # The payload really is in the manifests, literally (never evaluated or re-parsed).
@@ -1162,12 +1169,12 @@ def test_injection_explicit(
 def test_template_expressions_stay_literal(example_settings: Settings) -> None:
     body = injection_app()
     set_path(body, INJECTABLE["config-value"], "{{ 7*7 }}")
-    set_path(body, INJECTABLE["image-spark"], "{% if true %}x{% endif %}")
+    set_path(body, INJECTABLE["spark-block"], "{% if true %}x{% endif %}")
     children = compile_body(body, example_settings).children
     src = by_streamlet(children, "src")
     (env,) = env_locations(src).values()
     assert json.loads(env_map(env)["FEDERATOR_CONTEXT"])["config"] == {"key": "{{ 7*7 }}"}
-    assert by_streamlet(children, "sp").manifest["spec"]["image"] == "{% if true %}x{% endif %}"
+    assert by_streamlet(children, "sp").manifest["spec"]["mainClass"] == "{% if true %}x{% endif %}"
     strings = baseline_strings(children)
     assert "49" not in strings and "x" not in strings
 

@@ -441,6 +441,7 @@ streamlet = st.fixed_dictionaries(
         ),
         "spark": json_value,
         "flink": json_value,
+        "container": json_value,
     },
 )
 spec = st.fixed_dictionaries(

@@ -34,6 +34,7 @@ class Code(StrEnum):
     RUNTIME_BLOCK = "RuntimeBlockMismatch"
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
+    POD_SECURITY = "PodSecurity"
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -15,7 +15,8 @@ Aspects covered:
 - the Deployment: restricted security context, probes on kopf's liveness endpoint, /tmp, args;
 - RBAC: no Secrets, no '*' anywhere; the exact rule set; namespaced mode uses Roles for the
   delegate kinds and writes only KafkaTopics in the Kafka namespaces;
-- the ConfigMap's settings parse with federator.core.settings.parse_settings;
+- the ConfigMap's settings parse with federator.core.settings.parse_settings; the pod security
+  level (default baseline) and ServiceAccount allow-list reach them;
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
 - values.yaml documents every key.
@@ -89,6 +90,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         ],
         "flink": {"defaultOperator": "lyft"},
         "operator": {"resyncSeconds": 60, "metricsPort": 9090, "livenessPort": 9091},
+    },
+    "pod-security": {
+        "podSecurity": {
+            "level": "restricted",
+            "allowedServiceAccounts": {"*": ["spark"], "team-a": ["team-a-jobs", "flink"]},
+        }
     },
     "long-names": {
         "fullnameOverride": "f" * 70,
@@ -632,6 +639,19 @@ def test_custom_kafka_clusters_reach_the_settings(rendered: dict[str, str]) -> N
     assert settings.operator.namespaces == ("pipelines", "kafka-main", "kafka-legacy")
 
 
+def test_pod_security_defaults_to_baseline_and_reaches_the_settings(
+    rendered: dict[str, str],
+) -> None:
+    default = parse_settings(settings_of(rendered, "defaults")).pod_security
+    assert (default.level.value, default.allowed_service_accounts) == ("baseline", ())
+    policy = parse_settings(settings_of(rendered, "pod-security")).pod_security
+    assert policy.level.value == "restricted"
+    assert policy.allowed_service_accounts == (
+        ("*", ("spark",)),
+        ("team-a", ("team-a-jobs", "flink")),
+    )
+
+
 def test_settings_change_rolls_the_pods(tools: Path, tmp_path: Path) -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = [
@@ -714,6 +734,17 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
         ),
         pytest.param(
             {"serviceAccount": {"create": False}}, "serviceAccount.name", id="no-service-account"
+        ),
+        pytest.param({"podSecurity": {"level": "strict"}}, "podSecurity/level", id="pss-level"),
+        pytest.param(
+            {"podSecurity": {"allowedServiceAccounts": {"team-a": ["Powerful"]}}},
+            "allowedServiceAccounts",
+            id="pss-service-account-name",
+        ),
+        pytest.param(
+            {"podSecurity": {"allowedServiceAccounts": {"team-a": "spark"}}},
+            "allowedServiceAccounts",
+            id="pss-service-accounts-not-a-list",
         ),
     ],
 )

@@ -11,7 +11,8 @@ Aspects covered:
 - per delegate kind: Deployment (named containers at the user's index), SparkApplication
   (driver/executor fields, sidecars, init containers, sparkConf keys), FlinkDeployment (three
   layered templates, both list merges, serviceAccount, flinkConfiguration keys, the template's
-  own ServiceAccount), Lyft FlinkApplication; the table covers every delegate kind.
+  own ServiceAccount), Lyft FlinkApplication; the table covers every delegate kind;
+- `federator validate` and `compile` report them (exit 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from federator.cli.main import main
 from federator.core import childpods, compiler, podpolicy, render, runtimes, validation
 from federator.core.podsecurity import Level
 from federator.core.problems import Code, InvalidSpec
@@ -515,3 +517,16 @@ def test_an_unknown_kind_is_refused_not_trusted(monkeypatch: pytest.MonkeyPatch)
     children = render.render(result.topology, BASELINE, Served.offline())
     (finding,) = podpolicy.findings(children, result.app, BASELINE.pod_security)
     assert (finding.problem.path, finding.rule) == ("spec.streamlets[0]", "unknownPods")
+
+
+@pytest.mark.parametrize("command", ["validate", "compile"])
+def test_the_cli_reports_pod_security_problems(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "escalation.yaml"
+    path.write_text(yaml.safe_dump(ESCALATION))
+    code = main([command, str(path), "--settings", str(EXAMPLES_DIR / "settings.yaml")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"{C}.hostNetwork: not allowed at level baseline" in out + err
+    assert "[PodSecurity]" in out + err

@@ -195,13 +195,25 @@ class _Node:
     value: Any  # dict[str, _Node] | list[_Node] | a scalar
 
 
+UNREAD = frozenset(
+    {"env", "envFrom", "volumeMounts", "resources", "args", "command", "labels", "affinity"}
+)
+"""Bulky fields no Pod Security Standards control reads (the wiring env is most of a pod):
+left out of the pods, which keeps the check cheap."""
+
+
 def _annotate(value: Any, at: Path | None, *, extend: bool = True) -> _Node:
     def sub(step: str | int) -> Path | None:
         return (*at, step) if at is not None and extend else at
 
     if isinstance(value, Mapping):
         return _Node(
-            at, {str(k): _annotate(v, sub(str(k)), extend=extend) for k, v in value.items()}
+            at,
+            {
+                str(k): _annotate(v, sub(str(k)), extend=extend)
+                for k, v in value.items()
+                if k not in UNREAD
+            },
         )
     if isinstance(value, list):
         return _Node(at, [_annotate(v, sub(i), extend=extend) for i, v in enumerate(value)])
@@ -376,8 +388,12 @@ def pods(kind: str, manifest: Mapping[str, Any]) -> ChildPods | None:
         found = [_layer(manifest, places) for places in role.layers]
         found += [_conf_layer(manifest, role)]
         nodes = [n for n in found if n is not None]
-        layers += [_pod(kind, role.name, n) for n in nodes]
+        alone = [_pod(kind, role.name, n) for n in nodes]
+        layers += alone
         base = _delegate_layer(role)
+        if base is None and len(alone) == 1:
+            merged.append(alone[0])  # nothing to merge: the same pod (checked once)
+            continue
         for by_name in (False, True):
             root = base or _Node(None, {})
             for node in nodes:

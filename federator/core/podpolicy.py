@@ -131,6 +131,13 @@ def _child_problems(
         )
         return
     sources = childpods.PODS[child.kind]
+    checked: dict[int, list[Violation]] = {}  # a pod both alone and merged is checked once
+
+    def check(pod: Pod) -> list[Violation]:
+        if id(pod) not in checked:
+            checked[id(pod)] = podsecurity.check(pod.template, policy.level)
+        return checked[id(pod)]
+
     for pod in found.layers:
         for path, message in _service_accounts(
             pod, policy, sources.own_service_accounts, child.namespace
@@ -144,12 +151,12 @@ def _child_problems(
                 ),
             )
         # A forbidden value is refused wherever it is written, even if a later layer hides it.
-        for v in podsecurity.check(pod.template, policy.level):
+        for v in check(pod):
             if not v.required:
                 yield v.rule, _violation(v, pod, policy.level, streamlet, child.manifest)
     # What a level requires must hold in the merged pod the delegate runs.
     for pod in found.merged:
-        for v in podsecurity.check(pod.template, policy.level):
+        for v in check(pod):
             if v.required:
                 yield v.rule, _violation(v, pod, policy.level, streamlet, child.manifest)
 

@@ -12,7 +12,8 @@ Aspects covered:
   (driver/executor fields, sidecars, init containers, sparkConf keys), FlinkDeployment (three
   layered templates, both list merges, serviceAccount, flinkConfiguration keys, the template's
   own ServiceAccount), Lyft FlinkApplication; the table covers every delegate kind;
-- `federator validate` and `compile` report them (exit 1).
+- `federator validate` and `compile` report them (exit 1);
+- property: whatever a runtime block holds, the policy never raises.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from federator.cli.main import main
 from federator.core import childpods, compiler, podpolicy, render, runtimes, validation
@@ -530,3 +534,72 @@ def test_the_cli_reports_pod_security_problems(
     assert code == 1
     assert f"{C}.hostNetwork: not allowed at level baseline" in out + err
     assert "[PodSecurity]" in out + err
+
+
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "spec",
+        "metadata",
+        "annotations",
+        "containers",
+        "initContainers",
+        "sidecars",
+        "securityContext",
+        "podSecurityContext",
+        "capabilities",
+        "add",
+        "drop",
+        "volumes",
+        "hostPath",
+        "hostNetwork",
+        "serviceAccount",
+        "serviceAccountName",
+        "ports",
+        "hostPort",
+        "podTemplate",
+        "template",
+        "seccompProfile",
+        "type",
+        "sysctls",
+        "lifecycle",
+        "preStop",
+        "httpGet",
+        "host",
+        "kubernetes.hostnetwork.enabled",
+        "kubernetes.jobmanager.annotations",
+        "spark.kubernetes.driver.volumes.hostPath.x.mount.path",
+    ]
+)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-1, 2) | st.sampled_from(["", "ALL", "x", "a:b,c"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(
+    block=st.dictionaries(_KEYS, _VALUES, max_size=5),
+    kind=st.sampled_from(["container", "spark", "apache", "lyft"]),
+)
+def test_any_runtime_block_is_checked_without_crashing(block: dict[str, Any], kind: str) -> None:
+    """Whatever a block holds, the policy reports problems or none; it never raises."""
+    streamlet = {
+        "container": lambda: container(**block),
+        "spark": lambda: spark(**block),
+        "apache": lambda: flink(**block),
+        "lyft": lambda: flink(operator="lyft", **block),
+    }[kind]()
+    body = app(streamlet)
+    result = validation.validate(body, BASELINE)
+    assume(result.ok)
+    try:
+        children = render.render(result.topology, BASELINE, Served.offline())
+    except (TypeError, KeyError, AttributeError, ValueError):
+        assume(False)  # the renderer's own limits are not this test's subject
+        return
+    for level in Level:
+        policy = PodSecuritySettings(level=level)
+        for finding in podpolicy.findings(children, result.app, policy):
+            assert finding.problem.path.startswith("spec.streamlets[0]")

@@ -128,12 +128,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     code = EXIT_OK
     for doc in _documents(args.file):
-        result = validation.validate(doc, settings)
-        if result.ok:
-            print(f"{args.file}: {_label(doc)} is valid")
-        else:
-            _print_problems(args.file, doc, result.problems)
+        try:  # the spec, then the pods its children would run (the pod policy)
+            compiler.compile_application(doc, settings)
+        except InvalidSpec as exc:
+            _print_problems(args.file, doc, exc.problems)
             code = EXIT_INVALID
+        else:
+            print(f"{args.file}: {_label(doc)} is valid")
     return code
 
 

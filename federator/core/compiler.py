@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federator.core import render, validation
+from federator.core import podpolicy, render, validation
 from federator.core.model import Application
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
@@ -29,7 +29,8 @@ class Compiled:
 def compile_application(
     body: Mapping[str, Any], settings: Settings, served: Served | None = None
 ) -> Compiled:
-    """1. validate (all problems at once); 2. topology; 3. render in waves."""
+    """1. validate (all problems at once); 2. topology; 3. render in waves; 4. check the pods
+    the children would run (Pod Security Standards level, ServiceAccounts)."""
     result = validation.validate(body, settings)
     if not result.ok:
         raise InvalidSpec(result.problems)
@@ -37,4 +38,6 @@ def compile_application(
         cluster = settings.kafka_cluster(result.app.kafka_cluster)
         served = Served.offline(cluster.topic_api_version) if cluster else Served.offline()
     children = render.render(result.topology, settings, served)
+    if problems := podpolicy.check(children, result.app, settings.pod_security):
+        raise InvalidSpec(problems)
     return Compiled(app=result.app, topology=result.topology, children=children)

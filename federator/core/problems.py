@@ -41,6 +41,7 @@ class Code(StrEnum):
     INVALID_IMAGE = "InvalidImageReference"
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
+    POD_SECURITY = "PodSecurity"
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -7,12 +7,14 @@ Reading the file and the environment is the shell's job (`federator.settings_fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
 from federator.core import topicpolicy
+from federator.core.podsecurity import Level
 
 
 class TopicApiVersion(StrEnum):
@@ -86,10 +88,41 @@ class OperatorSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PodSecuritySettings:
+    """What the pods of every Application must meet before anything is applied (DESIGN §3)."""
+
+    level: Level = Level.BASELINE
+    """The Pod Security Standards level: privileged (no check), baseline or restricted."""
+    allowed_service_accounts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """ServiceAccounts pods may run as besides `default`, by namespace (`*`: every namespace);
+    the name `*` allows any. Pairs rather than a dict keep the settings tree hashable."""
+
+    def service_account_allowed(self, namespace: str, name: str) -> bool:
+        """`default` (what a pod gets when it names none) always; others when listed."""
+        if name == "default":
+            return True
+        return any(
+            where in ("*", namespace) and (name in names or "*" in names)
+            for where, names in self.allowed_service_accounts
+        )
+
+    def allowed_in(self, namespace: str) -> tuple[str, ...]:
+        """The ServiceAccounts allowed in `namespace`, for messages."""
+        names = {
+            n
+            for where, ns in self.allowed_service_accounts
+            if where in ("*", namespace)
+            for n in ns
+        }
+        return ("default", *sorted(names - {"default"}))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     kafka_clusters: tuple[KafkaCluster, ...] = field(default_factory=tuple)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
+    pod_security: PodSecuritySettings = field(default_factory=PodSecuritySettings)
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -127,13 +160,35 @@ def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> Non
         raise SettingsError(f"{where}: unknown key(s) {', '.join(unknown)}")
 
 
+_SA_NAME = re.compile(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+
+
+def _pod_security(data: Mapping[str, Any]) -> PodSecuritySettings:
+    where = "settings.podSecurity"
+    raw = _get(data, "podSecurity", Mapping, "settings", {})
+    _reject_unknown(raw, {"level", "allowedServiceAccounts"}, where)
+    level = _enum(Level, raw.get("level", "baseline"), f"{where}.level")
+    allowed = []
+    accounts = _get(raw, "allowedServiceAccounts", Mapping, where, {})
+    for namespace, names in accounts.items():
+        at = f"{where}.allowedServiceAccounts.{namespace}"
+        if not isinstance(namespace, str) or not _SA_NAME.match(namespace):
+            raise SettingsError(f"{at}: expected a namespace name or '*'")
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and _SA_NAME.match(n) for n in names
+        ):
+            raise SettingsError(f"{at}: expected a list of ServiceAccount names (or '*' for any)")
+        allowed.append((namespace, tuple(names)))
+    return PodSecuritySettings(level=level, allowed_service_accounts=tuple(allowed))
+
+
 def parse_settings(data: Mapping[str, Any] | None) -> Settings:
     """Build Settings from a camelCase mapping (the YAML file / Helm values shape)."""
     if data is None:
         return Settings()
     if not isinstance(data, Mapping):
         raise SettingsError("settings: expected a mapping at the top level")
-    _reject_unknown(data, {"kafkaClusters", "flink", "operator"}, "settings")
+    _reject_unknown(data, {"kafkaClusters", "flink", "operator", "podSecurity"}, "settings")
     clusters = []
     seen: set[str] = set()
     for i, raw in enumerate(_get(data, "kafkaClusters", list, "settings", [])):
@@ -202,4 +257,9 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         liveness_port=_get(op_raw, "livenessPort", int, where, 8081),
         status_debounce_seconds=_get(op_raw, "statusDebounceSeconds", float, where, 0.2),
     )
-    return Settings(kafka_clusters=tuple(clusters), flink=flink, operator=operator)
+    return Settings(
+        kafka_clusters=tuple(clusters),
+        flink=flink,
+        operator=operator,
+        pod_security=_pod_security(data),
+    )

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from federator.core import naming
+from federator.core import compiler, naming
+from federator.core.settings import parse_settings
 from federator.devcluster import crdfiles
 from federator.devcluster.harness import OperatorProcess, eventually, free_port
 from federator.simulator import DelegateSimulator
@@ -79,7 +80,7 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     sim.run_in_thread()
     operator.start()
     try:
-        yield {"operator": operator, "log": tmp / "operator.log"}
+        yield {"operator": operator, "log": tmp / "operator.log", "settings": settings}
     finally:
         operator.stop()
         sim.stop()
@@ -396,3 +397,64 @@ def test_a_crash_at_the_apply_leaks_no_delete_policy_topic(
         if t["metadata"]["name"].startswith(name)
     ]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("while_down", ["delete-application", "remove-topic"])
+def test_a_child_applied_just_before_a_crash_is_not_leaked(
+    cluster: Cluster, env: dict[str, Any], while_down: str
+) -> None:
+    """Deterministic: the state a SIGKILL between an apply and the status write leaves. The
+    operator is killed; the spec gains an outlet; its Delete-policy topic is applied exactly as
+    the operator would have (rendered by federator, field manager federator), but never
+    reaches status.children; then the application is deleted, or the outlet removed, while the
+    operator is down. After the restart the topic must be gone."""
+    operator: OperatorProcess = env["operator"]
+    name = f"staged-{while_down}"
+    path = f"{APPS.format(ns=TEAM)}/{name}"
+    create(cluster, APPS.format(ns=TEAM), app(name, {"name": f"{name}.events"}))
+    eventually(
+        lambda: (application(cluster, name).get("status") or {}).get("phase") == "Healthy",
+        f"{name} Healthy",
+    )
+    assert operator.proc is not None
+    operator.proc.kill()
+    operator.proc.wait()
+    operator.proc = None
+    try:
+        changed = copy.deepcopy(application(cluster, name))
+        changed["spec"]["streamlets"][0]["outlets"] = ["out", "extra"]
+        status, changed = request(cluster, "PUT", path, changed)
+        assert status == 200, changed
+        settings = parse_settings(yaml.safe_load(env["settings"].read_text()))
+        (topic,) = [
+            c
+            for c in compiler.compile_application(changed, settings).children
+            if c.topic == f"{name}.src.extra"
+        ]
+        status, got = request(
+            cluster,
+            "PATCH",
+            f"{TOPICS}/{topic.name}?fieldManager=federator&force=true",
+            dict(topic.manifest),
+            content_type="application/apply-patch+yaml",
+        )
+        assert status in (200, 201), got
+        listed = application(cluster, name)["status"]["children"]
+        assert topic.name not in {c["name"] for c in listed}  # the crash's window
+        if while_down == "delete-application":
+            request(cluster, "DELETE", path)
+        else:
+            changed = application(cluster, name)
+            changed["spec"]["streamlets"][0]["outlets"] = ["out"]
+            status, got = request(cluster, "PUT", path, changed)
+            assert status == 200, got
+    finally:
+        operator.start()
+    eventually(
+        lambda: get(cluster, f"{TOPICS}/{topic.name}") is None,
+        f"the orphaned Delete-policy topic removed after the restart ({while_down})",
+        timeout=90,
+    )
+    if while_down == "remove-topic":
+        delete_app_and_wait(cluster, name)
+    eventually(lambda: get(cluster, path) is None, f"{name} gone")

@@ -421,7 +421,7 @@ VALID: dict[str, tuple[str, Any]] = {
     "spark-partial-driver": ("spark", {"driver": {"cores": 2}, "executor": {"memory": "2g"}}),
     "apache-pod-spec-without-containers": (
         "apache",
-        {"podTemplate": {"spec": {"serviceAccountName": "flink-sa"}}},
+        {"podTemplate": {"spec": {"serviceAccountName": "flink"}}},
     ),
     "apache-nested-flink-configuration": (
         "apache",

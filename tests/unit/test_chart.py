@@ -17,7 +17,8 @@ Aspects covered:
   delegate kinds and writes only KafkaTopics in the Kafka namespaces;
 - the ConfigMap's settings parse with federator.core.settings.parse_settings; the multi-team
   naming policy values.yaml recommends (a namespace prefix, an allow-list) reaches them as
-  documented, and the schema's topicPrefix pattern agrees with the operator's own check;
+  documented, and the schema's topicPrefix pattern agrees with the operator's own check; the pod
+  security level (default baseline) and ServiceAccount allow-list reach them;
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
 - values.yaml documents every key.
@@ -110,6 +111,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "operator": {"resyncSeconds": 60, "metricsPort": 9090, "livenessPort": 9091},
     },
     "multi-team": recommended_multi_team(),
+    "pod-security": {
+        "podSecurity": {
+            "level": "restricted",
+            "allowedServiceAccounts": {"*": ["spark"], "team-a": ["team-a-jobs", "flink"]},
+        }
+    },
     "long-names": {
         "fullnameOverride": "f" * 70,
         "watchNamespaces": ["team-a"],
@@ -692,6 +699,19 @@ def test_schema_topic_prefix_pattern_agrees_with_the_operator(template: str) -> 
     assert bool(re.match(cluster["pattern"], template)) is (template_error(template) is None)
 
 
+def test_pod_security_defaults_to_baseline_and_reaches_the_settings(
+    rendered: dict[str, str],
+) -> None:
+    default = parse_settings(settings_of(rendered, "defaults")).pod_security
+    assert (default.level.value, default.allowed_service_accounts) == ("baseline", ())
+    policy = parse_settings(settings_of(rendered, "pod-security")).pod_security
+    assert policy.level.value == "restricted"
+    assert policy.allowed_service_accounts == (
+        ("*", ("spark",)),
+        ("team-a", ("team-a-jobs", "flink")),
+    )
+
+
 def test_settings_change_rolls_the_pods(tools: Path, tmp_path: Path) -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = [
@@ -789,6 +809,17 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
             {"kafkaClusters": [{**CLUSTER_VALUES, "allowedNamespaces": ["Team_A"]}]},
             "allowedNamespaces",
             id="bad-allowed-namespace",
+        ),
+        pytest.param({"podSecurity": {"level": "strict"}}, "podSecurity/level", id="pss-level"),
+        pytest.param(
+            {"podSecurity": {"allowedServiceAccounts": {"team-a": ["Powerful"]}}},
+            "allowedServiceAccounts",
+            id="pss-service-account-name",
+        ),
+        pytest.param(
+            {"podSecurity": {"allowedServiceAccounts": {"team-a": "spark"}}},
+            "allowedServiceAccounts",
+            id="pss-service-accounts-not-a-list",
         ),
     ],
 )

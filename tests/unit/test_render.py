@@ -725,7 +725,7 @@ def test_container_block_merges_containers_by_name(example_settings: Settings) -
     block = {
         "template": {
             "spec": {
-                "serviceAccountName": "proc-sa",
+                "serviceAccountName": "default",
                 "containers": [
                     {
                         "name": "proc",
@@ -741,7 +741,7 @@ def test_container_block_merges_containers_by_name(example_settings: Settings) -
         compile_body(wired_app("container", block), example_settings).children, "proc"
     )
     pod = child.manifest["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == "proc-sa"
+    assert pod["serviceAccountName"] == "default"
     assert [c["name"] for c in pod["containers"]] == ["proc", "sidecar"]
     proc = pod["containers"][0]
     assert proc["image"] == "registry.example.com/img:1"
@@ -946,7 +946,7 @@ _INJECTABLE_PATHS = {
     "config-value-lyft": "spec/streamlets/3/config/key",
     "topic-config": "spec/topics/0/config/cleanup.policy",
     "topic-defaults-config": "spec/topicDefaults/config/retention.ms",
-    "container-block": "spec/streamlets/0/container/template/spec/serviceAccountName",
+    "container-block": "spec/streamlets/0/container/template/spec/schedulerName",
     "container-block-env": "spec/streamlets/0/container/template/spec/containers/0/env/0/value",
     "spark-block": "spec/streamlets/1/spark/mainClass",
     "spark-block-conf": "spec/streamlets/1/spark/sparkConf/spark.user.value",
@@ -985,7 +985,7 @@ def injection_app() -> dict[str, Any]:
                 block={
                     "template": {
                         "spec": {
-                            "serviceAccountName": m("container-block"),
+                            "schedulerName": m("container-block"),
                             "containers": [
                                 {
                                     "name": "src",

@@ -156,7 +156,10 @@ reads this shape from /etc/federator/settings.yaml).
       "resyncSeconds" $op.resyncSeconds
       "statusDebounceSeconds" $op.statusDebounceSeconds
       "metricsPort" (int $op.metricsPort)
-      "livenessPort" (int $op.livenessPort)) -}}
+      "livenessPort" (int $op.livenessPort))
+    "podSecurity" (dict
+      "level" .Values.podSecurity.level
+      "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts) -}}
 {{- toYaml $settings -}}
 {{- end -}}
 

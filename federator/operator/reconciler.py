@@ -33,7 +33,7 @@ from federator.core.settings import Settings
 from federator.kube.client import (
     FIELD_MANAGER,
     Conflict,
-    Invalid,
+    Forbidden,
     Kube,
     KubeError,
     NotFound,
@@ -47,6 +47,39 @@ from federator.operator.watch_cache import WatchCache
 log = logging.getLogger("federator.reconcile")
 
 REASON_EXTERNAL_TOPIC_UNSEEN = "ExternalTopicNotObserved"
+REASON_APPLY_FAILED = "ApplyFailed"
+REASON_APPLY_FORBIDDEN = "ApplyForbidden"
+REASON_KIND_NOT_SERVED = "KindNotServed"
+REASON_APPLY_RETRYING = "ApplyRetrying"
+REASON_PRUNE_FAILED = "PruneFailed"
+
+
+def apply_failure(error: KubeError) -> health.ChildHealth:
+    """What a failed write of a child means for its health. Every failure reaches the status:
+    a transient one (5xx, 429, a conflict, a timeout) as Progressing/ApplyRetrying, retried
+    soon; a refusal (4xx) as Degraded with the API server's own words, retried when something
+    changes or at the resync (`Outcome.retry` tells the worker which)."""
+    if error.retryable:
+        return health.ChildHealth(
+            health=health.Health.PROGRESSING, reason=REASON_APPLY_RETRYING, message=str(error)
+        )
+    if isinstance(error, NotFound):
+        reason, hint = (
+            REASON_KIND_NOT_SERVED,
+            (
+                "the API server does not serve this kind at this version; check the delegate's CRD "
+                "(and the Kafka cluster's topicApiVersion)"
+            ),
+        )
+    elif isinstance(error, Forbidden):
+        reason, hint = REASON_APPLY_FORBIDDEN, "federator's identity may not write it"
+    else:
+        reason, hint = REASON_APPLY_FAILED, ""
+    return health.ChildHealth(
+        health=health.Health.DEGRADED,
+        reason=reason,
+        message=f"{error}; {hint}" if hint else str(error),
+    )
 
 
 def _version(body: Mapping[str, Any]) -> str:
@@ -89,6 +122,11 @@ class Outcome:
     applied: tuple[str, ...] = ()
     pruned: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    retry: bool = False
+    """A transient failure (of an apply or a prune) that should be retried soon, with backoff;
+    the status was still written."""
+    failures: tuple[str, ...] = ()
+    """Writes that failed, for an Event: `Kind/name: message`."""
 
 
 @dataclass
@@ -282,16 +320,8 @@ class Reconciler:
         plan = decide()
 
         applied, failed = self._apply(plan.apply, live, owner)
-        pruned = []
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
-        for item in plan.prune:
-            self._remember(item.key, None)
-            if self.kube.delete(
-                ref_of(item.kind, item.api_version, item.namespace, item.name),
-                item.kind,
-                uid=uids.get(item.key),
-            ):
-                pruned.append(f"{item.kind}/{item.name}")
+        pruned, unpruned = self._prune(plan.prune, uids)
 
         held = {h.child.key: h.health for h in plan.held}
         reports: list[health.ChildReport] = []
@@ -319,6 +349,9 @@ class Reconciler:
                     owned=ours,
                 )
             )
+        for item, verdict in unpruned:
+            reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
+            entries.append(child_entry(item, verdict, None))
         for report, entry in self._external_topics(compiled, discovered.served):
             if report is not None:
                 reports.append(report)
@@ -327,6 +360,9 @@ class Reconciler:
         status = build_status(
             previous, app_health, entries, generation=generation, now=self.clock()
         )
+        broken = [(f"{k[0]}/{k[2]}", v) for k, v in failed.items() if v.reason not in NOT_OURS] + [
+            (f"{i.kind}/{i.name}", v) for i, v in unpruned
+        ]
         return Outcome(
             status=status,
             result="success",
@@ -334,7 +370,33 @@ class Reconciler:
             reports=tuple(reports),
             applied=tuple(applied),
             pruned=tuple(pruned),
+            retry=any(v.health is health.Health.PROGRESSING for _, v in broken),
+            failures=tuple(f"{name}: {v.message}" for name, v in broken),
         )
+
+    def _prune(
+        self, items: Sequence[InventoryItem], uids: Mapping[Key, str | None]
+    ) -> tuple[list[str], list[tuple[InventoryItem, health.ChildHealth]]]:
+        """Delete what left the spec, each with its UID as a precondition. A failed delete is
+        reported (PruneFailed) and kept in the inventory, so it is tried again."""
+        pruned: list[str] = []
+        unpruned: list[tuple[InventoryItem, health.ChildHealth]] = []
+        for item in items:
+            self._remember(item.key, None)
+            try:
+                if self.kube.delete(
+                    ref_of(item.kind, item.api_version, item.namespace, item.name),
+                    item.kind,
+                    uid=uids.get(item.key),
+                ):
+                    pruned.append(f"{item.kind}/{item.name}")
+            except KubeError as exc:
+                failure = apply_failure(exc)
+                verdict = health.ChildHealth(
+                    health=failure.health, reason=REASON_PRUNE_FAILED, message=failure.message
+                )
+                unpruned.append((item, verdict))
+        return pruned, unpruned
 
     def _owned_scopes(self, served: Mapping[str, Sequence[str]], installed: Any) -> Any:
         """(delegate, version, namespace) to list for an application's children: its own
@@ -471,27 +533,20 @@ class Reconciler:
         )
         applied: list[str] = []
         failed: dict[Key, health.ChildHealth] = {}
-        errors: list[KubeError] = []
         for child, got in zip(children, results, strict=True):
             if isinstance(got, health.ChildHealth):
                 failed[child.key] = got
-            elif isinstance(got, Invalid):
-                failed[child.key] = health.ChildHealth(
-                    health=health.Health.DEGRADED, reason="ApplyFailed", message=str(got)
-                )
             elif isinstance(got, KubeError):
-                errors.append(got)
+                failed[child.key] = apply_failure(got)
             else:
                 live[child.key] = got
                 if not self.own_write(child.kind, child.namespace, child.name, _version(got)):
                     self._remember(child.key, got)  # (a create remembered both its versions)
                 self.cache.wrote(child.key, got)
                 applied.append(f"{child.kind}/{child.name}")
-        if any(isinstance(e, NotFound) for e in errors):
-            # A delegate's CRD went away since discovery: look again next time.
+        if any(isinstance(e, NotFound) for e in results):
+            # A delegate's CRD (or the version written) went away since discovery: look again.
             self.discovery.invalidate()
-        if errors:
-            raise errors[0]
         return applied, failed
 
     def _apply_existing(

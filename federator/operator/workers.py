@@ -13,6 +13,7 @@ task; the blocking work runs in threads).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,9 +126,15 @@ class Workers:
                 continue  # only the echoes of our own applies: nothing new to see
             self._started[key] = asyncio.get_running_loop().time()
             try:
-                await asyncio.to_thread(self.once, *key, fresh=fresh)
-                backoff = 0.5
+                outcome = await asyncio.to_thread(self.once, *key, fresh=fresh)
             except KubeError as exc:
+                if not exc.retryable:
+                    # A refusal (4xx) does not go away by asking again: the next change of the
+                    # application or of a child, or the resync, tries again.
+                    log.warning("reconcile of %s/%s failed: %s", *key, exc)
+                    await asyncio.to_thread(self._failed, key, exc)
+                    backoff = 0.5
+                    continue
                 log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", *key, backoff, exc)
                 self._dirty.add(key)
                 self._real.add(key)
@@ -141,6 +148,15 @@ class Workers:
                 self._fresh.add(key)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
+            else:
+                if outcome is not None and outcome.retry:
+                    # The status says which writes failed; try those again soon, backing off.
+                    self._dirty.add(key)
+                    self._real.add(key)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                else:
+                    backoff = 0.5
 
     async def _quiet(self, key: AppKey) -> None:
         """Sleep until `key` has had no trigger for `QUIET` seconds, or until `debounce` seconds
@@ -193,6 +209,16 @@ class Workers:
             self._events(body, old, outcome)
         return outcome
 
+    def _failed(self, key: AppKey, exc: KubeError) -> None:
+        """A reconcile that could not finish: say so on the Application (an Event), since its
+        status could not be computed."""
+        body = self.kube.get_application(*key)
+        if body is not None:
+            with contextlib.suppress(KubeError):
+                self.kube.event(
+                    body, type_="Warning", reason="ReconcileFailed", message=str(exc)[:1000]
+                )
+
     def _events(self, body: dict[str, Any], old: dict[str, Any], outcome: Outcome) -> None:
         """Kubernetes Events for what changed: Compiled, Applied, Pruned, HealthChanged,
         InvalidSpec. Only on change, so a no-op resync posts nothing. Posted in the background
@@ -225,6 +251,12 @@ class Workers:
                 type_="Normal",
                 reason="Applied",
                 message=f"applied {len(outcome.applied)}: " + ", ".join(outcome.applied[:10]),
+            )
+        if outcome.failures:
+            post(
+                type_="Warning",
+                reason="WriteFailed",
+                message=f"{len(outcome.failures)} failed: " + "; ".join(outcome.failures[:5]),
             )
         if outcome.pruned:
             post(

@@ -249,8 +249,11 @@ def test_without_a_policy_the_topic_stays_with_its_first_owner(
         f"payments.src.out: KafkaTopic {KAFKA_OPEN}/payments.src.out already belongs to "
         f"application {TEAM_B}/payments" in stalled["message"]
     )
-    # Never claimed: not in team-a's inventory, so never pruned or deleted by team-a either.
-    assert "KafkaTopic" not in {c["kind"] for c in body["status"]["children"]}
+    # Reported but never claimed: owned false keeps it out of team-a's inventory, so team-a
+    # never prunes or deletes it either.
+    reported = [c for c in body["status"]["children"] if c["kind"] == "KafkaTopic"]
+    assert reported and all(c.get("owned") is False for c in reported), reported
+    assert {c["reason"] for c in reported} == {"OwnedByAnotherApplication"}
 
     after = topics(cluster, KAFKA_OPEN)["payments.src.out"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]

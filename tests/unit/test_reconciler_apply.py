@@ -13,7 +13,15 @@ import pytest
 from federator.core import health, naming
 from federator.core.render import Child
 from federator.core.settings import parse_settings
-from federator.kube.client import Conflict, Invalid, KubeError, NotFound, ResourceRef, Transient
+from federator.kube.client import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubeError,
+    NotFound,
+    ResourceRef,
+    Transient,
+)
 from federator.operator.reconciler import Reconciler
 
 
@@ -110,18 +118,29 @@ def test_a_refused_child_is_degraded_and_the_others_deploy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "invalidates"),
-    [(Transient("apply d4: 503", 503), 0), (NotFound("apply d4: no such kind", 404), 1)],
+    ("error", "verdict", "invalidates"),
+    [
+        (Transient("apply d4: 503", 503), (health.Health.PROGRESSING, "ApplyRetrying"), 0),
+        (Conflict("apply d4: conflict", 409), (health.Health.PROGRESSING, "ApplyRetrying"), 0),
+        (NotFound("apply d4: no such kind", 404), (health.Health.DEGRADED, "KindNotServed"), 1),
+        (Forbidden("apply d4: forbidden", 403), (health.Health.DEGRADED, "ApplyForbidden"), 0),
+        (Invalid("apply d4: invalid", 422), (health.Health.DEGRADED, "ApplyFailed"), 0),
+    ],
+    ids=["transient", "conflict", "kind-gone", "forbidden", "invalid"],
 )
-def test_other_errors_surface_after_every_child_was_tried(
-    error: KubeError, invalidates: int
+def test_every_failure_becomes_the_childs_verdict_after_every_child_was_tried(
+    error: KubeError, verdict: tuple[health.Health, str], invalidates: int
 ) -> None:
+    """Nothing is raised: each failure reaches the status as that child's health (transient
+    ones Progressing, retried soon; refusals Degraded with the API server's words)."""
     fates = Fates({"d4": error})
     r, discovery = reconciler(fates)
-    with pytest.raises(type(error)):
-        r._apply(WAVE, {})
+    applied, failed = r._apply(WAVE, {})
     assert sorted(fates.tried) == sorted(c.name for c in WAVE)
-    assert r.own_write("Deployment", "apps", "d5", "7")  # what was applied is remembered
+    assert len(applied) == 5 and r.own_write("Deployment", "apps", "d5", "7")
+    got = failed[WAVE[4].key]
+    assert (got.health, got.reason) == verdict
+    assert str(error) in got.message
     assert discovery.invalidated == invalidates  # a vanished CRD: rediscover next time
 
 

@@ -94,7 +94,10 @@ def _streamlet(index: int, kind: str) -> dict[str, Any]:
                 "entryClass": f"bench.Flink{index}",
                 "upgradeMode": "savepoint",
             },
-            "flinkConfiguration": {"state.savepoints.dir": f"s3://bench/savepoints/{name}"},
+            "flinkConfiguration": {
+                "state.checkpoints.dir": f"s3://bench/checkpoints/{name}",
+                "state.savepoints.dir": f"s3://bench/savepoints/{name}",
+            },
         }
     else:
         body["runtime"] = "flink"

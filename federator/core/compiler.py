@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federator.core import podpolicy, render, validation
+from federator.core import flinkjob, podpolicy, render, validation
 from federator.core.model import Application
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
@@ -30,7 +30,8 @@ def compile_application(
     body: Mapping[str, Any], settings: Settings, served: Served | None = None
 ) -> Compiled:
     """1. validate (all problems at once); 2. topology; 3. render in waves; 4. check the pods
-    the children would run (Pod Security Standards level, ServiceAccounts)."""
+    the children would run (Pod Security Standards level, ServiceAccounts) and what a delegate
+    operator would refuse in them (a Flink job's upgrade mode without its directories)."""
     result = validation.validate(body, settings)
     if not result.ok:
         raise InvalidSpec(result.problems)
@@ -38,6 +39,8 @@ def compile_application(
         cluster = settings.kafka_cluster(result.app.kafka_cluster)
         served = Served.offline(cluster.topic_api_version) if cluster else Served.offline()
     children = render.render(result.topology, settings, served)
-    if problems := podpolicy.check(children, result.app, settings.pod_security):
+    problems = podpolicy.check(children, result.app, settings.pod_security)
+    problems += flinkjob.check(children, result.app)
+    if problems:
         raise InvalidSpec(problems)
     return Compiled(app=result.app, topology=result.topology, children=children)

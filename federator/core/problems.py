@@ -42,6 +42,7 @@ class Code(StrEnum):
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
     POD_SECURITY = "PodSecurity"
+    FLINK_JOB = "FlinkJobConfig"
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -42,6 +42,8 @@ class Code(StrEnum):
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
     POD_SECURITY = "PodSecurity"
+    SERVICE_ACCOUNT_REQUIRED = "ServiceAccountRequired"
+    """The platform's lock-down: an Application must name the ServiceAccount it writes as."""
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -5,26 +5,39 @@ Aspects covered:
 - settings: `impersonation.defaultServiceAccount` and `.requireServiceAccount`, off by default
   (nothing changes for an existing installation); bad values name the key;
 - validation: under the lock-down, an Application naming no ServiceAccount (and no default) is
-  invalid at `spec.serviceAccountName`; the CRD refuses a name that is not a ServiceAccount's.;
+  invalid at `spec.serviceAccountName`; the CRD refuses a name that is not a ServiceAccount's;
 - refusals as data: the API server's RBAC sentence parsed into a `Denial` (create, patch,
   delete, a subresource, impersonation, cluster scope; none in an admission refusal), said in
   `kubectl auth can-i` words, with who can fix it and whether the account exists;
 - the impersonating client: only `Impersonate-User` of a ServiceAccount, one per account,
-  sharing the connection pool, writes counted on federator's own client.
+  sharing the connection pool, writes counted on federator's own client;
+- the reconciler: children in the application's namespace are created, applied and pruned as
+  its ServiceAccount, topics in a Kafka namespace with federator's own identity, reads always
+  its own; the finalizer leaves what the account may not delete (a Warning Event) and retries
+  what federator's own identity may not.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from federator.core.problems import Code
+from federator.core.render import Child
 from federator.core.settings import SettingsError, parse_settings
 from federator.core.validation import validate
-from federator.kube.client import IMPERSONATE_USER, Kube
+from federator.kube.client import (
+    IMPERSONATE_USER,
+    Forbidden,
+    Kube,
+    KubeError,
+    ResourceRef,
+)
 from federator.kube.forbidden import Denial, explain, split_service_account
+from federator.operator.reconciler import Reconciler, apply_failure
 
 # -- settings
 
@@ -318,6 +331,13 @@ def test_a_refusal_says_who_lacks_what_and_who_can_fix_it(
     assert got.startswith(expected), got
 
 
+def test_a_forbidden_write_is_the_childs_verdict_in_those_words() -> None:
+    error = Forbidden("create deployments.apps/team-a/x: ...", 403, CREATE)
+    verdict = apply_failure(error, acting_as=SA)
+    assert (verdict.health.value, verdict.reason) == ("Degraded", "ApplyForbidden")
+    assert verdict.message.startswith("ServiceAccount team-a/deployer may not create")
+
+
 # -- the impersonating client
 
 
@@ -354,3 +374,213 @@ def test_writes_as_an_account_are_counted_on_federators_client() -> None:
     kube.on_write = lambda verb, kind: seen.append((verb, kind))
     kube.as_service_account("team-a", "deployer")._count("create", "Deployment")
     assert kube.writes[("create", "Deployment")] == 1 and seen == [("create", "Deployment")]
+
+
+# -- the reconciler: whose identity writes what
+
+
+class Identity:
+    """A stand-in API client: records (identity, verb, name); `refuse` makes an identity's
+    writes fail with a 403 naming it."""
+
+    def __init__(self, log: list[tuple[str, str, str]], user: str | None, refuse: set[str]) -> None:
+        self.log, self.acting_as, self.refuse = log, user, refuse
+        self.events: list[dict[str, Any]] = []
+        self._views: dict[tuple[str, str], Identity] = {}
+        self._lock = threading.Lock()
+
+    def as_service_account(self, namespace: str, name: str) -> Identity:
+        with self._lock:
+            key = (namespace, name)
+            if key not in self._views:
+                user = f"system:serviceaccount:{namespace}:{name}"
+                self._views[key] = Identity(self.log, user, self.refuse)
+            return self._views[key]
+
+    def _write(self, verb: str, ref: ResourceRef, manifest: Any = None) -> dict[str, Any]:
+        who = self.acting_as or "federator"
+        with self._lock:
+            self.log.append((who, verb, ref.name))
+        if who in self.refuse:
+            user = self.acting_as or FEDERATOR
+            raise Forbidden(
+                f"{verb} {ref}: forbidden",
+                403,
+                Denial(
+                    user=user,
+                    verb=verb,
+                    resource=ref.plural,
+                    group=ref.group,
+                    namespace=ref.namespace,
+                    name=ref.name,
+                ),
+            )
+        meta = (manifest or {}).get("metadata", {})
+        return {**(manifest or {}), "metadata": {**meta, "resourceVersion": "7"}}
+
+    def create(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
+        return self._write("create", ref, manifest)
+
+    def claim_fields(self, ref: ResourceRef, body: Any, kind: str) -> dict[str, Any]:
+        return self._write("claim", ref, body)
+
+    def apply(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
+        return self._write("apply", ref, manifest)
+
+    def delete(self, ref: ResourceRef, kind: str, *, uid: str | None = None) -> bool:
+        self._write("delete", ref)
+        return True
+
+    def get(self, ref: ResourceRef) -> dict[str, Any] | None:
+        return None
+
+    def service_account_exists(self, namespace: str, name: str) -> bool | None:
+        return name != "ghost"
+
+    def event(self, app: Any, *, type_: str, reason: str, message: str) -> None:
+        self.events.append({"type": type_, "reason": reason, "message": message})
+
+
+def child(kind: str, api_version: str, namespace: str, name: str) -> Child:
+    return Child(
+        kind=kind,
+        api_version=api_version,
+        name=name,
+        namespace=namespace,
+        wave=0,
+        manifest={"apiVersion": api_version, "kind": kind, "metadata": {"name": name}},
+        spec_hash="h",
+    )
+
+
+TOPIC = child("KafkaTopic", "kafka.strimzi.io/v1", "kafka", "app.job.out")
+JOB = child("Deployment", "apps/v1", "team-a", "app-job")
+LOCAL_TOPIC = child("KafkaTopic", "kafka.strimzi.io/v1", "team-a", "app.local")
+
+
+def reconciler(refuse: frozenset[str] = frozenset()) -> tuple[Reconciler, list[Any]]:
+    log: list[tuple[str, str, str]] = []
+    kube = Identity(log, None, set(refuse))
+    settings = parse_settings({})
+    return Reconciler(kube=kube, settings=settings, discovery=None), log  # type: ignore[arg-type]
+
+
+def test_children_in_the_namespace_are_written_as_the_account_topics_elsewhere_as_federator() -> (
+    None
+):
+    r, log = reconciler()
+    applied, failed = r._apply((TOPIC, JOB, LOCAL_TOPIC), {}, "team-a/app", ("team-a", "deployer"))
+    assert failed == {} and len(applied) == 3
+    assert sorted(log) == sorted(
+        [
+            ("federator", "create", "app.job.out"),
+            ("federator", "claim", "app.job.out"),
+            (SA, "create", "app-job"),
+            (SA, "claim", "app-job"),
+            (SA, "create", "app.local"),  # a Kafka cluster in the application's namespace
+            (SA, "claim", "app.local"),
+        ]
+    )
+
+
+def test_without_an_account_everything_is_written_as_federator() -> None:
+    r, log = reconciler()
+    r._apply((TOPIC, JOB), {}, "team-a/app", None)
+    assert {who for who, _, _ in log} == {"federator"}
+
+
+def test_an_existing_child_is_applied_as_the_account() -> None:
+    r, log = reconciler()
+    live = {JOB.key: {"metadata": {"name": "app-job", "uid": "u1", "resourceVersion": "3"}}}
+    r._apply((JOB,), live, "team-a/app", ("team-a", "deployer"))
+    assert log == [(SA, "apply", "app-job")]
+
+
+@pytest.mark.parametrize(
+    ("account", "start"),
+    [
+        pytest.param("deployer", "ServiceAccount team-a/deployer may not create", id="lacks"),
+        pytest.param("ghost", "ServiceAccount team-a/ghost does not exist", id="missing"),
+    ],
+)
+def test_a_refused_write_names_the_account_and_the_permission(account: str, start: str) -> None:
+    user = f"system:serviceaccount:team-a:{account}"
+    r, _ = reconciler(frozenset({user}))
+    applied, failed = r._apply((TOPIC, JOB), {}, "team-a/app", ("team-a", account))
+    assert applied == ["KafkaTopic/app.job.out"]  # federator's own write went through
+    verdict = failed[JOB.key]
+    assert verdict.reason == "ApplyForbidden" and verdict.message.startswith(start)
+
+
+def test_a_prune_is_made_as_the_account_and_a_refusal_names_it() -> None:
+    from federator.core.plan import InventoryItem
+
+    r, log = reconciler(frozenset({SA}))
+    items = [InventoryItem.from_child(JOB), InventoryItem.from_child(TOPIC)]
+    pruned, unpruned = r._prune(items, {}, ("team-a", "deployer"))
+    assert pruned == ["KafkaTopic/app.job.out"]
+    ((item, verdict),) = unpruned
+    assert item.name == "app-job" and verdict.reason == "PruneFailed"
+    assert verdict.message.startswith("ServiceAccount team-a/deployer may not delete")
+    assert (SA, "delete", "app-job") in log
+
+
+def application_body(account: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"deletionPolicy": "Delete", "streamlets": []}
+    if account:
+        spec["serviceAccountName"] = account
+    inventory = [
+        {"kind": c.kind, "apiVersion": c.api_version, "namespace": c.namespace, "name": c.name}
+        for c in (TOPIC, LOCAL_TOPIC)
+    ]
+    return {
+        "apiVersion": "federator.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "app", "namespace": "team-a", "uid": "app-uid"},
+        "spec": spec,
+        "status": {"children": inventory},
+    }
+
+
+class Discovered:
+    installed = frozenset({"kafkatopics.kafka.strimzi.io"})
+    served = {"kafkatopics.kafka.strimzi.io": ("v1",)}
+
+
+class Discovery:
+    def get(self) -> Discovered:
+        return Discovered()
+
+
+def finalizer(refuse: set[str]) -> tuple[Reconciler, Identity]:
+    log: list[tuple[str, str, str]] = []
+    kube = Identity(log, None, refuse)
+    owned = {
+        "metadata": {
+            "uid": "u",
+            "labels": {},
+            "annotations": {"federator.io/application": "team-a/app"},
+        }
+    }
+    kube.get = lambda ref: {**owned, "kind": "KafkaTopic", "apiVersion": "kafka.strimzi.io/v1"}  # type: ignore[method-assign]
+    kube.list = lambda *a, **k: []  # type: ignore[attr-defined]
+    r = Reconciler(kube=kube, settings=parse_settings({}), discovery=Discovery())  # type: ignore[arg-type]
+    return r, kube
+
+
+def test_the_finalizer_leaves_what_the_account_may_not_delete() -> None:
+    r, kube = finalizer({SA})
+    deleted = r.finalize(application_body("deployer"))
+    assert deleted == ("KafkaTopic/app.job.out",)  # federator's, in the Kafka namespace
+    (event,) = kube.events
+    assert (event["type"], event["reason"]) == ("Warning", "DeleteForbidden")
+    assert event["message"].startswith(
+        "KafkaTopic team-a/app.local is left in place: ServiceAccount team-a/deployer may not "
+        "delete kafkatopics.kafka.strimzi.io"
+    )
+
+
+def test_the_finalizer_retries_what_federators_own_identity_may_not_delete() -> None:
+    r, _ = finalizer({"federator"})
+    with pytest.raises(KubeError):
+        r.finalize(application_body(None))

@@ -3,6 +3,7 @@
     python bench/reconcile.py                 # 15 repeats, 200 status changes, 5 resync periods
     python bench/reconcile.py --quick         # 2 repeats, 40 changes, 3 periods (a smoke run)
     python bench/reconcile.py --output PATH   # write the section elsewhere than docs/PERFORMANCE.md
+    python bench/reconcile.py --service-account deployer   # children written as that account
 
 It starts the embedded control plane (`federator.devcluster`), installs the Application CRD and
 the real delegate CRDs vendored in third_party/delegate-crds, runs `federator run` as a
@@ -210,6 +211,9 @@ class Bench:
     admin: Any = None
     op_namespaces: list[str] = field(default_factory=list)
     floor_namespaces: list[str] = field(default_factory=list)
+    service_account: str | None = None
+    """Write the operator's children as this ServiceAccount of each namespace (impersonated,
+    `impersonation.defaultServiceAccount` under the lock-down); None: federator's identity."""
 
     # -- setup
 
@@ -231,24 +235,59 @@ class Bench:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
             )
             assert status in (201, 409), body
+        if self.service_account:
+            for ns in (*self.op_namespaces, STATUS_NS):
+                self.writer_account(ns, self.service_account)
         self.admin = self.plane.api_client("admin")
         self.sim = DelegateSimulator(self.plane.api_client("admin"), interval=SIM_INTERVAL)
         self.sim.run_in_thread()
 
+    def writer_account(self, namespace: str, name: str) -> None:
+        """A ServiceAccount allowed to write the seed's streamlet children in `namespace`."""
+        verbs = ["get", "list", "watch", "create", "patch", "update", "delete"]
+        rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+        rules = [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+            {
+                "apiGroups": ["sparkoperator.k8s.io"],
+                "resources": ["sparkapplications"],
+                "verbs": verbs,
+            },
+        ]
+        subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+        for path, fields in (
+            (f"/api/v1/namespaces/{namespace}/serviceaccounts", {"kind": "ServiceAccount"}),
+            (f"{rbac}/roles", {"kind": "Role", "rules": rules}),
+            (
+                f"{rbac}/rolebindings",
+                {
+                    "kind": "RoleBinding",
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": name,
+                    },
+                    "subjects": [subject],
+                },
+            ),
+        ):
+            version = "v1" if "serviceaccounts" in path else "rbac.authorization.k8s.io/v1"
+            body = {"apiVersion": version, **fields, "metadata": {"name": name}}
+            status, got = self.plane.request("POST", path, body)
+            assert status in (201, 409), got
+
     def settings_file(self, name: str, **operator: Any) -> Path:
         path = self.workdir / f"{name}.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "kafkaClusters": [self.cluster(KAFKA_NS)],
-                    "operator": {
-                        "metricsPort": free_port(),
-                        "livenessPort": free_port(),
-                        **operator,
-                    },
-                }
-            )
-        )
+        settings: dict[str, Any] = {
+            "kafkaClusters": [self.cluster(KAFKA_NS)],
+            "operator": {"metricsPort": free_port(), "livenessPort": free_port(), **operator},
+        }
+        if self.service_account:
+            settings["impersonation"] = {
+                "defaultServiceAccount": self.service_account,
+                "requireServiceAccount": True,
+            }
+        path.write_text(yaml.safe_dump(settings))
         return path
 
     @staticmethod
@@ -771,6 +810,16 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         "",
         f"Measured {date}{' (quick mode: fewer repeats and changes)' if quick else ''}.",
         "",
+        *(
+            [
+                f"The operator writes the children in each application's namespace as its "
+                f"ServiceAccount `{results['service_account']}` (impersonated); the floor "
+                "with the admin identity.",
+                "",
+            ]
+            if results.get("service_account")
+            else []
+        ),
         *(f"- **{k}**: {v}" for k, v in info.items()),
         "",
         "### 1. Application apply -> all 15 children created (seed example)",
@@ -954,10 +1003,16 @@ def run(args: argparse.Namespace, plane: ControlPlane | None = None) -> dict[str
     changes = args.changes or (40 if args.quick else 200)
     periods = args.periods or (3 if args.quick else 5)
     workdir = Path(tempfile.mkdtemp(prefix="federator-bench-"))
-    results: dict[str, Any] = {"operator": [], "floor": [], "notes": []}
+    results: dict[str, Any] = {
+        "operator": [],
+        "floor": [],
+        "notes": [],
+        "service_account": args.service_account,
+    }
     try:
         with contextlib.nullcontext(plane) if plane is not None else control_plane() as cp:
             bench = Bench(cp, workdir, args.quick, repeats, changes, periods)
+            bench.service_account = args.service_account
             bench.setup()
             log("control plane ready, CRDs installed")
             results["info"] = machine(compile_bench, cp)
@@ -1016,6 +1071,12 @@ def main(argv: Sequence[str] | None = None, plane: ControlPlane | None = None) -
         "--no-warmup", action="store_true", help="skip the uncounted warm-up round (smoke)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also dump the raw figures")
+    parser.add_argument(
+        "--service-account",
+        default=None,
+        help="write the operator's children as this ServiceAccount of each namespace "
+        "(impersonated; created with a Role for the seed's kinds)",
+    )
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the operator logs here")
     args = parser.parse_args(argv)
     results = run(args, plane)

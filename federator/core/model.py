@@ -137,6 +137,9 @@ class Application:
     topics: tuple[TopicSpec, ...] = ()
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     suspend: bool = False
+    service_account: str | None = None
+    """`spec.serviceAccountName`: the ServiceAccount of the application's namespace whose
+    rights write its children there (impersonated); None: the operator's default, if any."""
     unreadable_streamlets: frozenset[str] = frozenset()
     """Names of streamlets too malformed to model (already reported by the schema check);
     references to them are not reported again as unknown."""
@@ -294,5 +297,6 @@ def from_body(body: Mapping[str, Any]) -> Application:
         topics=tuple(topics),
         deletion_policy=DeletionPolicy.DELETE if policy == "Delete" else DeletionPolicy.RETAIN,
         suspend=spec.get("suspend") is True,
+        service_account=_str(spec.get("serviceAccountName")) or None,
         unreadable_streamlets=frozenset(unreadable),
     )

@@ -43,6 +43,8 @@ class Code(StrEnum):
     CHILD_SCHEMA = "ChildSchemaViolation"
     POD_SECURITY = "PodSecurity"
     FLINK_JOB = "FlinkJobConfig"
+    SERVICE_ACCOUNT_REQUIRED = "ServiceAccountRequired"
+    """The platform's lock-down: an Application must name the ServiceAccount it writes as."""
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -118,11 +118,32 @@ class PodSecuritySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImpersonationSettings:
+    """Whose rights write an Application's children in its own namespace (DESIGN §3, tenancy):
+    a ServiceAccount of that namespace, impersonated, as Flux's kustomize-controller does. The
+    defaults change nothing for an existing installation: without a ServiceAccount named by
+    the spec or here, children are written with federator's own identity."""
+
+    default_service_account: str = ""
+    """The ServiceAccount (of the Application's namespace) impersonated when the spec names
+    none (`spec.serviceAccountName`); empty: none."""
+    require_service_account: bool = False
+    """The lock-down: an Application naming no ServiceAccount, when there is no default, is
+    invalid (`spec.serviceAccountName`) instead of being written with federator's identity."""
+
+    def service_account(self, requested: str | None) -> str | None:
+        """The ServiceAccount to impersonate: the spec's, else the default, else None
+        (federator's own identity, or a problem under the lock-down)."""
+        return requested or self.default_service_account or None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     kafka_clusters: tuple[KafkaCluster, ...] = field(default_factory=tuple)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     pod_security: PodSecuritySettings = field(default_factory=PodSecuritySettings)
+    impersonation: ImpersonationSettings = field(default_factory=ImpersonationSettings)
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -182,13 +203,34 @@ def _pod_security(data: Mapping[str, Any]) -> PodSecuritySettings:
     return PodSecuritySettings(level=level, allowed_service_accounts=tuple(allowed))
 
 
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _impersonation(data: Mapping[str, Any]) -> ImpersonationSettings:
+    where = "settings.impersonation"
+    raw = _get(data, "impersonation", Mapping, "settings", {})
+    _reject_unknown(raw, {"defaultServiceAccount", "requireServiceAccount"}, where)
+    default = _get(raw, "defaultServiceAccount", str, where, "")
+    if default and (len(default) > 253 or not _SUBDOMAIN.fullmatch(default)):
+        raise SettingsError(
+            f"{where}.defaultServiceAccount: {default!r} is not a ServiceAccount name "
+            "(a DNS-1123 subdomain), or empty for none"
+        )
+    return ImpersonationSettings(
+        default_service_account=default,
+        require_service_account=_get(raw, "requireServiceAccount", bool, where, False),
+    )
+
+
 def parse_settings(data: Mapping[str, Any] | None) -> Settings:
     """Build Settings from a camelCase mapping (the YAML file / Helm values shape)."""
     if data is None:
         return Settings()
     if not isinstance(data, Mapping):
         raise SettingsError("settings: expected a mapping at the top level")
-    _reject_unknown(data, {"kafkaClusters", "flink", "operator", "podSecurity"}, "settings")
+    _reject_unknown(
+        data, {"kafkaClusters", "flink", "operator", "podSecurity", "impersonation"}, "settings"
+    )
     clusters = []
     seen: set[str] = set()
     for i, raw in enumerate(_get(data, "kafkaClusters", list, "settings", [])):
@@ -262,4 +304,5 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         flink=flink,
         operator=operator,
         pod_security=_pod_security(data),
+        impersonation=_impersonation(data),
     )

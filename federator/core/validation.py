@@ -217,6 +217,23 @@ def _cluster_problems(app: Application, settings: Settings) -> Iterable[Problem]
         )
 
 
+def _service_account_problems(app: Application, settings: Settings) -> Iterable[Problem]:
+    """Under the platform's lock-down (`impersonation.requireServiceAccount`), children are
+    never written with federator's own identity: an Application must name a ServiceAccount
+    of its namespace, unless the settings give a default."""
+    policy = settings.impersonation
+    if policy.require_service_account and policy.service_account(app.service_account) is None:
+        yield Problem(
+            path="spec.serviceAccountName",
+            code=Code.SERVICE_ACCOUNT_REQUIRED,
+            message="this installation writes every application's children with the rights of "
+            f"a ServiceAccount of its namespace ({app.namespace}), and this application names "
+            "none: set spec.serviceAccountName to a ServiceAccount whose Role allows creating, "
+            "patching and deleting its children (Deployments, SparkApplications, "
+            "FlinkDeployments or FlinkApplications)",
+        )
+
+
 # ASCII digits only: str.isdigit() also accepts '²', which int() refuses (found by hypothesis).
 _NUM = re.compile(r"([0-9]+)")
 
@@ -242,6 +259,7 @@ def validate(body: Mapping[str, Any], settings: Settings) -> Result:
     problems += topicpolicy.problems(app, settings)
     problems += _required_runtime_fields(app, settings)
     problems += blockcheck.problems(app, settings)
+    problems += _service_account_problems(app, settings)
     # One report per place: a schema problem at a path hides semantic echoes of it.
     schema_paths = {p.path for p in problems if p.code in (Code.SCHEMA, Code.INVALID_TOPIC_NAME)}
     unique: dict[tuple[str, str], Problem] = {}

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -553,11 +553,15 @@ class ControlPlane:
         *,
         token: str | None = None,
         content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """One raw API request (admin unless token given); returns (status, decoded JSON)."""
+        """One raw API request (admin unless token given); returns (status, decoded JSON).
+        `headers` adds request headers, e.g. `Impersonate-User` to act as a test identity."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {token or self.admin.token}")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         req.add_header("Accept", "application/json")
         if data is not None:
             req.add_header("Content-Type", content_type)

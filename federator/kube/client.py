@@ -19,9 +19,12 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from federator.kube.forbidden import Denial, service_account_user
+
 FIELD_MANAGER = "federator"
 APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
 REQUEST_TIMEOUT = (5.0, 30.0)
+IMPERSONATE_USER = "Impersonate-User"
 
 
 class KubeError(Exception):
@@ -44,7 +47,12 @@ class Conflict(KubeError):
 
 
 class Forbidden(KubeError):
-    pass
+    """401/403. `denial` is the refused permission when the server names one (RBAC: who may
+    not do what, where); a refusal by admission (a quota) may name none."""
+
+    def __init__(self, message: str, status: int = 403, denial: Denial | None = None) -> None:
+        super().__init__(message, status)
+        self.denial = denial
 
 
 class Invalid(KubeError):
@@ -77,7 +85,8 @@ def translated(what: str) -> Iterator[None]:
         if status == 409:
             raise Conflict(text, status) from None
         if status in (401, 403):
-            raise Forbidden(text, status) from None
+            server = _message(exc.body) if exc.body else str(exc.reason)
+            raise Forbidden(text, status, Denial.parse(server)) from None
         if status in (400, 422):
             raise Invalid(text, status) from None
         raise Transient(text, status) from None
@@ -114,17 +123,67 @@ class Kube:
     api: client.ApiClient
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)
     on_write: Callable[[str, str], None] | None = None
+    acting_as: str | None = None
+    """The user this client impersonates; None: federator's own identity."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _principal: Kube | None = None
+    """The client an impersonating one was made from: writes are counted there."""
+    _accounts: dict[tuple[str, str], Kube] = field(default_factory=dict)
 
     @property
     def custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.api)
 
     def _count(self, verb: str, kind: str) -> None:
+        if self._principal is not None:
+            self._principal._count(verb, kind)
+            return
         with self._lock:
             self.writes[(verb, kind)] += 1
         if self.on_write is not None:
             self.on_write(verb, kind)
+
+    def as_service_account(self, namespace: str, name: str) -> Kube:
+        """This client acting as the ServiceAccount `namespace/name`, so that the account's
+        RBAC, not federator's, decides what its requests may do.
+
+        Only `Impersonate-User: system:serviceaccount:<ns>:<name>` is sent: the API server then
+        checks `impersonate` on that one serviceaccount (never on users or groups, which
+        federator is not granted) and gives the request the account's own groups
+        (`system:serviceaccounts`, `system:serviceaccounts:<ns>`, `system:authenticated`), as
+        if the account had sent it. One client per account, kept for the life of the process
+        (one per ServiceAccount applications name): it shares this client's configuration and
+        connection pool, and its writes are counted here."""
+        if self._principal is not None:
+            return self._principal.as_service_account(namespace, name)
+        if not namespace or not name or ":" in namespace + name:
+            raise ValueError(f"not a ServiceAccount: {namespace!r}/{name!r}")
+        with self._lock:
+            view = self._accounts.get((namespace, name))
+            if view is None:
+                user = service_account_user(namespace, name)
+                api = client.ApiClient(self.api.configuration)
+                api.rest_client = self.api.rest_client  # one pool of connections for all
+                api.user_agent = self.api.user_agent
+                api.default_headers = {**self.api.default_headers, IMPERSONATE_USER: user}
+                view = Kube(api, acting_as=user, _principal=self)
+                self._accounts[(namespace, name)] = view
+        return view
+
+    def service_account_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether the ServiceAccount exists (None: cannot tell, e.g. not allowed to read it).
+        Impersonating an account that does not exist is not refused: only its requests are,
+        so this tells the author which of the two to fix."""
+        try:
+            with translated(f"get serviceaccount {namespace}/{name}"):
+                client.CoreV1Api(self.api).read_namespaced_service_account(
+                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+        except NotFound:
+            return False
+        except KubeError:
+            return None
+        return True
 
     # -- reads
 

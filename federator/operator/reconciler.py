@@ -30,6 +30,7 @@ from federator.core.plan import (
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
 from federator.core.settings import Settings
+from federator.kube import forbidden
 from federator.kube.client import (
     FIELD_MANAGER,
     Conflict,
@@ -54,11 +55,15 @@ REASON_APPLY_RETRYING = "ApplyRetrying"
 REASON_PRUNE_FAILED = "PruneFailed"
 
 
-def apply_failure(error: KubeError) -> health.ChildHealth:
+def apply_failure(
+    error: KubeError, *, acting_as: str | None = None, account_missing: bool = False
+) -> health.ChildHealth:
     """What a failed write of a child means for its health. Every failure reaches the status:
     a transient one (5xx, 429, a conflict, a timeout) as Progressing/ApplyRetrying, retried
     soon; a refusal (4xx) as Degraded with the API server's own words, retried when something
-    changes or at the resync (`Outcome.retry` tells the worker which)."""
+    changes or at the resync (`Outcome.retry` tells the worker which). A 403 names who lacked
+    which permission, as `kubectl auth can-i` asks it (`acting_as`: the ServiceAccount user
+    the write was made as; `account_missing`: that account does not exist)."""
     if error.retryable:
         return health.ChildHealth(
             health=health.Health.PROGRESSING, reason=REASON_APPLY_RETRYING, message=str(error)
@@ -72,7 +77,13 @@ def apply_failure(error: KubeError) -> health.ChildHealth:
             ),
         )
     elif isinstance(error, Forbidden):
-        reason, hint = REASON_APPLY_FORBIDDEN, "federator's identity may not write it"
+        return health.ChildHealth(
+            health=health.Health.DEGRADED,
+            reason=REASON_APPLY_FORBIDDEN,
+            message=forbidden.explain(
+                str(error), error.denial, acting_as=acting_as, account_missing=account_missing
+            ),
+        )
     else:
         reason, hint = REASON_APPLY_FAILED, ""
     return health.ChildHealth(
@@ -90,6 +101,9 @@ _UNASSESSED = health.ChildHealth(health=health.Health.UNKNOWN, reason="Listed")
 """The health of an object found by listing, only ever pruned or deleted (never reported)."""
 
 Key = tuple[str, str, str]
+Account = tuple[str, str]
+"""(namespace, name) of the ServiceAccount whose rights write an application's children in its
+own namespace (impersonated)."""
 COMPILED_CACHE = 256
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
@@ -107,6 +121,16 @@ def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRe
         namespace=namespace,
         name=name,
     )
+
+
+def acting_as(namespace: str, account: Account | None) -> str | None:
+    """The user a child in `namespace` is written as: the application's ServiceAccount in the
+    application's own namespace; None (federator's own identity) elsewhere, i.e. KafkaTopics in
+    a Kafka cluster's namespace, which the naming policy and ownership rules govern, and when
+    no ServiceAccount is configured."""
+    if account is None or namespace != account[0]:
+        return None
+    return forbidden.service_account_user(*account)
 
 
 def _now() -> str:
@@ -319,9 +343,10 @@ class Reconciler:
 
         plan = decide()
 
-        applied, failed = self._apply(plan.apply, live, owner)
+        account = self._account(app)
+        applied, failed = self._apply(plan.apply, live, owner, account)
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
-        pruned, unpruned = self._prune(plan.prune, uids)
+        pruned, unpruned = self._prune(plan.prune, uids, account)
 
         held = {h.child.key: h.health for h in plan.held}
         reports: list[health.ChildReport] = []
@@ -375,28 +400,66 @@ class Reconciler:
         )
 
     def _prune(
-        self, items: Sequence[InventoryItem], uids: Mapping[Key, str | None]
+        self,
+        items: Sequence[InventoryItem],
+        uids: Mapping[Key, str | None],
+        account: Account | None = None,
     ) -> tuple[list[str], list[tuple[InventoryItem, health.ChildHealth]]]:
-        """Delete what left the spec, each with its UID as a precondition. A failed delete is
-        reported (PruneFailed) and kept in the inventory, so it is tried again."""
+        """Delete what left the spec, each with its UID as a precondition (as the application's
+        ServiceAccount in its namespace). A failed delete is reported (PruneFailed) and kept in
+        the inventory, so it is tried again."""
         pruned: list[str] = []
-        unpruned: list[tuple[InventoryItem, health.ChildHealth]] = []
+        errors: list[tuple[InventoryItem, KubeError]] = []
         for item in items:
             self._remember(item.key, None)
             try:
-                if self.kube.delete(
+                if self._writer(item.namespace, account).delete(
                     ref_of(item.kind, item.api_version, item.namespace, item.name),
                     item.kind,
                     uid=uids.get(item.key),
                 ):
                     pruned.append(f"{item.kind}/{item.name}")
             except KubeError as exc:
-                failure = apply_failure(exc)
-                verdict = health.ChildHealth(
-                    health=failure.health, reason=REASON_PRUNE_FAILED, message=failure.message
-                )
-                unpruned.append((item, verdict))
+                errors.append((item, exc))
+        missing = self._account_missing(account, [e for _, e in errors])
+        unpruned: list[tuple[InventoryItem, health.ChildHealth]] = []
+        for item, error in errors:
+            failure = apply_failure(
+                error, acting_as=acting_as(item.namespace, account), account_missing=missing
+            )
+            verdict = health.ChildHealth(
+                health=failure.health, reason=REASON_PRUNE_FAILED, message=failure.message
+            )
+            unpruned.append((item, verdict))
         return pruned, unpruned
+
+    def _account(self, app: model.Application) -> Account | None:
+        """The ServiceAccount whose rights write this application's children in its namespace:
+        the spec's, else the settings' default; None: federator's own identity (the lock-down
+        makes that case invalid before anything is written)."""
+        name = self.settings.impersonation.service_account(app.service_account)
+        return (app.namespace, name) if name else None
+
+    def _writer(self, namespace: str, account: Account | None) -> Kube:
+        """The client that writes (creates, applies, deletes) a child in `namespace`: reads,
+        the watch cache and federator's bookkeeping always use its own identity."""
+        if account is None or namespace != account[0]:
+            return self.kube
+        return self.kube.as_service_account(*account)
+
+    def _account_missing(self, account: Account | None, errors: Sequence[KubeError]) -> bool:
+        """Whether a refusal of the account's writes is because the account does not exist
+        (the API server impersonates a missing account as readily as any other, and then
+        refuses everything it asks): looked up once, only when a write was refused."""
+        if account is None:
+            return False
+        user = forbidden.service_account_user(*account)
+        refused = [
+            e
+            for e in errors
+            if isinstance(e, Forbidden) and (e.denial is None or e.denial.user == user)
+        ]
+        return bool(refused) and self.kube.service_account_exists(*account) is False
 
     def _owned_scopes(self, served: Mapping[str, Sequence[str]], installed: Any) -> Any:
         """(delegate, version, namespace) to list for an application's children: its own
@@ -493,7 +556,11 @@ class Reconciler:
         return out
 
     def _apply(
-        self, children: tuple[Child, ...], live: dict[Key, dict[str, Any]], owner: str = ""
+        self,
+        children: tuple[Child, ...],
+        live: dict[Key, dict[str, Any]],
+        owner: str = "",
+        account: Account | None = None,
     ) -> tuple[list[str], dict[Key, health.ChildHealth]]:
         """Write one wave's children, concurrently (they do not depend on each other; the plan
         only puts children whose topics are ready in it). A refused child is Degraded and the
@@ -501,7 +568,9 @@ class Reconciler:
 
         A child believed absent is created (a create fails on any object of that name, so
         federator never writes onto one it did not make, however stale its view); an existing
-        one is server-side applied with its UID as a precondition."""
+        one is server-side applied with its UID as a precondition. Children in the
+        application's namespace are written as its ServiceAccount (`account`), when it has
+        one; a read of what holds a name stays federator's own."""
         for child in children:
             self._mark_before_apply(child, live.get(child.key))
 
@@ -509,10 +578,11 @@ class Reconciler:
             ref = ref_of(child.kind, child.api_version, child.namespace, child.name)
             current = live.get(child.key)
             try:
+                writer = self._writer(child.namespace, account)
                 if current is None:
                     try:
-                        created = self.kube.create(ref, child.manifest, child.kind)
-                        claimed = self.kube.claim_fields(ref, created, child.kind)
+                        created = writer.create(ref, child.manifest, child.kind)
+                        claimed = writer.claim_fields(ref, created, child.kind)
                         self._remember(child.key, created, claimed)
                         return claimed
                     except Conflict:  # AlreadyExists: look at it, as the plan would have
@@ -524,7 +594,7 @@ class Reconciler:
                             refusal = not_ours(child, seen, owner)
                             if refusal is not None:
                                 return refusal
-                return self._apply_existing(ref, child, current)
+                return self._apply_existing(writer, ref, child, current)
             except KubeError as exc:
                 return exc
 
@@ -533,11 +603,14 @@ class Reconciler:
         )
         applied: list[str] = []
         failed: dict[Key, health.ChildHealth] = {}
+        missing = self._account_missing(account, [r for r in results if isinstance(r, KubeError)])
         for child, got in zip(children, results, strict=True):
             if isinstance(got, health.ChildHealth):
                 failed[child.key] = got
             elif isinstance(got, KubeError):
-                failed[child.key] = apply_failure(got)
+                failed[child.key] = apply_failure(
+                    got, acting_as=acting_as(child.namespace, account), account_missing=missing
+                )
             else:
                 live[child.key] = got
                 if not self.own_write(child.kind, child.namespace, child.name, _version(got)):
@@ -550,7 +623,7 @@ class Reconciler:
         return applied, failed
 
     def _apply_existing(
-        self, ref: ResourceRef, child: Child, current: Mapping[str, Any]
+        self, writer: Kube, ref: ResourceRef, child: Child, current: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Server-side apply onto the object federator looked at, never a successor: its UID
         is a precondition (a mismatch is refused, 422). Fields a create left under an
@@ -560,11 +633,11 @@ class Reconciler:
             m.get("manager") == FIELD_MANAGER and m.get("operation") == "Update"
             for m in meta.get("managedFields") or []
         ):
-            self.kube.claim_fields(ref, current, child.kind)
+            writer.claim_fields(ref, current, child.kind)
         manifest: Mapping[str, Any] = child.manifest
         if meta.get("uid"):
             manifest = {**manifest, "metadata": {**manifest["metadata"], "uid": meta["uid"]}}
-        return self.kube.apply(ref, manifest, child.kind)
+        return writer.apply(ref, manifest, child.kind)
 
     def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
         """`compile_application`, memoised on everything it reads: the identity, generation
@@ -657,7 +730,13 @@ class Reconciler:
         collector handles owned same-namespace children; Retain topics stay). The candidates
         are the inventory and every object found in the cluster with this application's
         owner annotation (a crash may have kept one out of the inventory); only objects that
-        carry that annotation now are deleted, each with its UID as a precondition."""
+        carry that annotation now are deleted, each with its UID as a precondition.
+
+        A deletion in the application's namespace (a Delete-policy topic of a Kafka cluster
+        that lives there) is made as its ServiceAccount, like every write there; if that
+        account may not delete, the object is left in place with a Warning Event naming the
+        missing permission: neither deleted with federator's own rights (which the author may
+        not have) nor holding the Application's deletion forever."""
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         owner = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -688,6 +767,7 @@ class Reconciler:
                 self._written.pop(key, None)
                 self._marks.pop(key, None)
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
+        account = self._account(model.from_body(body))
         deleted = []
         for item in deletion_plan(
             inventory,
@@ -697,10 +777,26 @@ class Reconciler:
             observed=observed,
             found=found,
         ):
-            if self.kube.delete(
-                ref_of(item.kind, item.api_version, item.namespace, item.name),
-                item.kind,
-                uid=uids.get(item.key),
-            ):
-                deleted.append(f"{item.kind}/{item.name}")
+            user = acting_as(item.namespace, account)
+            try:
+                if self._writer(item.namespace, account).delete(
+                    ref_of(item.kind, item.api_version, item.namespace, item.name),
+                    item.kind,
+                    uid=uids.get(item.key),
+                ):
+                    deleted.append(f"{item.kind}/{item.name}")
+            except Forbidden as exc:
+                if user is None:
+                    raise  # federator's own rights: retried (with backoff) until granted
+                message = (
+                    f"{item.kind} {item.namespace}/{item.name} is left in place: "
+                    + forbidden.explain(
+                        str(exc),
+                        exc.denial,
+                        acting_as=user,
+                        account_missing=self._account_missing(account, [exc]),
+                    )
+                )
+                log.warning("%s: %s", owner, message)
+                self.kube.event(body, type_="Warning", reason="DeleteForbidden", message=message)
         return tuple(deleted)

@@ -9,6 +9,9 @@ Aspects covered:
   admin, plays the delegate operators);
 - the same identity is refused what it must not do: reading Secrets anywhere, writing a
   Deployment or a KafkaTopic outside the served namespaces;
+- it may impersonate a ServiceAccount of a served namespace (and gets that account's groups),
+  never a user, a group, a user extra, or an account of another namespace; an Application
+  naming a ServiceAccount reaches Healthy, its streamlets written with that account's rights;
 - a cluster-wide HA install: ClusterRole, kopf's peering CRDs and the ClusterKopfPeering hook
   object; after `helm uninstall` every CRD is kept.
 """
@@ -265,6 +268,133 @@ def test_the_chart_identity_is_refused(
 ) -> None:
     status, got = cluster.plane.request(method, path, body, token=installed["token"])
     assert status == 403, got
+
+
+SELF = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+
+
+def test_the_chart_identity_may_impersonate_a_service_account_it_serves(
+    cluster: Cluster, installed: dict[str, Any]
+) -> None:
+    user = f"system:serviceaccount:{APPS_NS}:deployer"
+    status, got = cluster.plane.request(
+        "POST", SELF, REVIEW, token=installed["token"], headers={"Impersonate-User": user}
+    )
+    assert status == 201, got
+    info = got["status"]["userInfo"]
+    assert info["username"] == user
+    assert sorted(info["groups"]) == sorted(
+        ["system:serviceaccounts", f"system:serviceaccounts:{APPS_NS}", "system:authenticated"]
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Impersonate-User": "alice"}, id="a-user"),
+        pytest.param({"Impersonate-User": "system:admin"}, id="an-admin-user"),
+        pytest.param(
+            {
+                "Impersonate-User": f"system:serviceaccount:{APPS_NS}:deployer",
+                "Impersonate-Group": "system:masters",
+            },
+            id="a-group",
+        ),
+        pytest.param(
+            {
+                "Impersonate-User": f"system:serviceaccount:{APPS_NS}:deployer",
+                "Impersonate-Extra-Scopes": "everything",
+            },
+            id="a-user-extra",
+        ),
+        pytest.param(
+            {"Impersonate-User": f"system:serviceaccount:{OUTSIDE_NS}:default"},
+            id="an-account-outside",
+        ),
+        pytest.param(
+            {"Impersonate-User": f"system:serviceaccount:{KAFKA_NS}:default"},
+            id="an-account-of-the-kafka-namespace",
+        ),
+        pytest.param(
+            {"Impersonate-User": f"system:serviceaccount:{RELEASE_NS}:{SA}"},
+            id="its-own-namespace",
+        ),
+    ],
+)
+def test_the_chart_identity_impersonates_nothing_else(
+    cluster: Cluster, installed: dict[str, Any], headers: dict[str, str]
+) -> None:
+    status, got = cluster.plane.request(
+        "POST", SELF, REVIEW, token=installed["token"], headers=headers
+    )
+    assert status == 403, got
+    assert "cannot impersonate" in got["message"]
+
+
+def test_an_application_written_as_its_service_account_reaches_healthy(
+    cluster: Cluster, installed: dict[str, Any]
+) -> None:
+    """The chart identity, impersonating the Application's ServiceAccount, whose Role may
+    write the streamlet kinds of the seed (KafkaTopics stay federator's own, in the Kafka
+    namespace)."""
+    writer = ["get", "list", "watch", "create", "patch", "update", "delete"]
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{APPS_NS}"
+    for path, body in (
+        (
+            f"/api/v1/namespaces/{APPS_NS}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount"},
+        ),
+        (
+            f"{rbac}/roles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "rules": [
+                    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": writer},
+                    {
+                        "apiGroups": ["sparkoperator.k8s.io"],
+                        "resources": ["sparkapplications"],
+                        "verbs": writer,
+                    },
+                ],
+            },
+        ),
+        (
+            f"{rbac}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "deployer",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": APPS_NS}],
+            },
+        ),
+    ):
+        status, got = cluster.plane.request(
+            "POST", path, {**body, "metadata": {"name": "deployer", "namespace": APPS_NS}}
+        )
+        assert status == 201, got
+    body = yaml.safe_load((REPO / "examples" / "call-record-aggregator.yaml").read_text())
+    body["metadata"] = {"name": "as-deployer", "namespace": APPS_NS}
+    body["spec"]["serviceAccountName"] = "deployer"
+    status, got = cluster.plane.request("POST", APP.format(ns=APPS_NS), body)
+    assert status == 201, got
+
+    def healthy() -> dict[str, Any] | None:
+        status, app = cluster.plane.request("GET", f"{APP.format(ns=APPS_NS)}/as-deployer")
+        assert status == 200, app
+        return dict(app) if (app.get("status") or {}).get("phase") == "Healthy" else None
+
+    try:
+        app = eventually(healthy, "the Application written as deployer Healthy", 150)
+    except AssertionError:
+        print(installed["log"].read_text()[-5000:])
+        raise
+    assert {c["kind"] for c in app["status"]["children"]} >= {"SparkApplication", "Deployment"}
 
 
 def test_cluster_wide_ha_install_and_uninstall_keeps_the_crds(

@@ -14,11 +14,13 @@ Aspects covered:
 - the CRD the chart installs is crds/application.yaml itself (one source of truth);
 - the Deployment: restricted security context, probes on kopf's liveness endpoint, /tmp, args;
 - RBAC: no Secrets, no '*' anywhere; the exact rule set; namespaced mode uses Roles for the
-  delegate kinds and writes only KafkaTopics in the Kafka namespaces;
+  delegate kinds and writes only KafkaTopics in the Kafka namespaces; `impersonate` on
+  serviceaccounts only (never users, groups or extras), and not in Kafka-only namespaces;
 - the ConfigMap's settings parse with federator.core.settings.parse_settings; the multi-team
   naming policy values.yaml recommends (a namespace prefix, an allow-list) reaches them as
   documented, and the schema's topicPrefix pattern agrees with the operator's own check; the pod
-  security level (default baseline) and ServiceAccount allow-list reach them;
+  security level (default baseline) and ServiceAccount allow-list reach them; so do the
+  impersonation values (default ServiceAccount, lock-down; off by default);
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
 - values.yaml documents every key.
@@ -117,6 +119,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "allowedServiceAccounts": {"*": ["spark"], "team-a": ["team-a-jobs", "flink"]},
         }
     },
+    "impersonation": {
+        "impersonation": {"defaultServiceAccount": "deployer", "requireServiceAccount": True},
+        "watchNamespaces": ["team-a"],
+    },
     "long-names": {
         "fullnameOverride": "f" * 70,
         "watchNamespaces": ["team-a"],
@@ -137,6 +143,7 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("apps", "deployments"): DELEGATE_WRITE,
     ("", "events"): {"create"},
     ("events.k8s.io", "events"): {"create"},
+    ("", "serviceaccounts"): {"impersonate", "get"},
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"}}
 
@@ -555,10 +562,17 @@ def test_rbac_never_secrets_never_wildcards(rendered: dict[str, str], name: str)
             everything = [*rule["apiGroups"], *rule["resources"], *rule["verbs"]]
             everything += rule.get("resourceNames", []) + rule.get("nonResourceURLs", [])
             assert not any("*" in item for item in everything), rule
-            assert not {"secrets", "configmaps", "pods", "serviceaccounts"} & set(
-                rule["resources"]
-            ), rule
-            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+            assert not {"secrets", "configmaps", "pods"} & set(rule["resources"]), rule
+            assert not {"escalate", "bind"} & set(rule["verbs"]), rule
+            # Impersonation of ServiceAccounts only, in a rule of its own: never of users,
+            # groups, user extras or uids (each would let federator act as anyone).
+            if "impersonate" in rule["verbs"] or "serviceaccounts" in rule["resources"]:
+                assert rule == {
+                    "apiGroups": [""],
+                    "resources": ["serviceaccounts"],
+                    "verbs": ["impersonate", "get"],
+                }, rule
+            assert not {"users", "groups", "userextras", "uids"} & set(rule["resources"]), rule
     for binding in objects(rendered, name):
         if binding["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             assert binding["subjects"] == [
@@ -588,8 +602,10 @@ def test_namespaced_rbac_uses_roles_for_the_delegate_kinds(rendered: dict[str, s
     }
     assert set(by_ns) == {"team-a", "team-b", "kafka"}
     assert by_ns["team-a"] == by_ns["team-b"] == OPERATOR_RULES
-    # The Kafka namespace: KafkaTopics written, everything kopf watches there only read.
+    # The Kafka namespace: KafkaTopics written, everything kopf watches there only read; no
+    # Applications live there, so no ServiceAccount of it is ever impersonated.
     kafka = by_ns["kafka"]
+    assert ("", "serviceaccounts") not in kafka
     writers = {key for key, verbs in kafka.items() if verbs - {"get", "list", "watch"}}
     assert writers == {
         ("kafka.strimzi.io", "kafkatopics"),
@@ -712,6 +728,21 @@ def test_pod_security_defaults_to_baseline_and_reaches_the_settings(
     )
 
 
+def test_impersonation_is_off_by_default_and_reaches_the_settings(
+    rendered: dict[str, str],
+) -> None:
+    default = parse_settings(settings_of(rendered, "defaults")).impersonation
+    assert (default.default_service_account, default.require_service_account) == ("", False)
+    locked = parse_settings(settings_of(rendered, "impersonation")).impersonation
+    assert (locked.default_service_account, locked.require_service_account) == ("deployer", True)
+    # Impersonation is granted where Applications are served: the watched namespace only.
+    by_ns = {
+        r["metadata"]["namespace"]: rules_of(r) for r in objects(rendered, "impersonation", "Role")
+    }
+    assert by_ns["team-a"][("", "serviceaccounts")] == {"impersonate", "get"}
+    assert ("", "serviceaccounts") not in by_ns["kafka"]
+
+
 def test_settings_change_rolls_the_pods(tools: Path, tmp_path: Path) -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = [
@@ -820,6 +851,21 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
             {"podSecurity": {"allowedServiceAccounts": {"team-a": "spark"}}},
             "allowedServiceAccounts",
             id="pss-service-accounts-not-a-list",
+        ),
+        pytest.param(
+            {"impersonation": {"defaultServiceAccount": "team-a:deployer"}},
+            "defaultServiceAccount",
+            id="impersonation-not-a-service-account-name",
+        ),
+        pytest.param(
+            {"impersonation": {"requireServiceAccount": "yes"}},
+            "requireServiceAccount",
+            id="impersonation-lock-down-not-a-boolean",
+        ),
+        pytest.param(
+            {"impersonation": {"defaultServiceAcount": "deployer"}},
+            "defaultServiceAcount",
+            id="impersonation-typo",
         ),
     ],
 )

@@ -159,7 +159,10 @@ reads this shape from /etc/federator/settings.yaml).
       "livenessPort" (int $op.livenessPort))
     "podSecurity" (dict
       "level" .Values.podSecurity.level
-      "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts) -}}
+      "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts)
+    "impersonation" (dict
+      "defaultServiceAccount" .Values.impersonation.defaultServiceAccount
+      "requireServiceAccount" .Values.impersonation.requireServiceAccount) -}}
 {{- toYaml $settings -}}
 {{- end -}}
 
@@ -221,6 +224,14 @@ namespaced mode, ClusterRole in cluster-wide mode). Nothing else: no Secrets, no
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
+# Children in an Application's namespace are written as a ServiceAccount of that namespace
+# (`impersonation` values), so the tenant's RBAC decides what federator creates for them.
+# ServiceAccounts only: never users, groups or user extras, so federator can only ever act as
+# an account of a namespace it serves, with that account's own groups. get: to tell an author
+# whose writes are refused that the account they named does not exist.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [impersonate, get]
 {{- if .Values.peering.enabled }}
 {{- if not (include "federator.clusterWide" .) }}
 # kopf peering (namespaced mode): each replica keeps its record in the KopfPeering of every

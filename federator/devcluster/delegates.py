@@ -195,8 +195,8 @@ def _assemble(scratch: Path, directory: Path, log_path: Path, out: TextIO) -> No
     module = Path(info["Dir"])
     _say(out, f"[2/3] go build {module.name}/cmd/operator (minutes on a cold Go build cache)")
     (scratch / "bin").mkdir()
-    _run("building spark-operator", go_build_argv(scratch / "bin" / "spark-operator"), module,
-         log_path, out)  # fmt: skip
+    go_build = go_build_argv(scratch / "bin" / "spark-operator")
+    _run("building spark-operator", go_build, module, log_path, out)
     (scratch / "crds").mkdir()
     for crd in sorted((module / "config" / "crd" / "bases").glob("*.yaml")):
         shutil.copyfile(crd, scratch / "crds" / crd.name)
@@ -208,8 +208,8 @@ def _assemble(scratch: Path, directory: Path, log_path: Path, out: TextIO) -> No
     pom_dir = scratch / "pom"
     pom_dir.mkdir()
     shutil.copyfile(directory / "pom.xml", pom_dir / "pom.xml")
-    _run("fetching Spark jars", maven_argv(pom_dir / "pom.xml", home / "jars"), pom_dir,
-         log_path, out)  # fmt: skip
+    maven = maven_argv(pom_dir / "pom.xml", home / "jars")
+    _run("fetching Spark jars", maven, pom_dir, log_path, out)
     shutil.rmtree(pom_dir)
     shutil.copyfile(directory / "spark-submit", home / "bin" / "spark-submit")
     (home / "bin" / "spark-submit").chmod(0o755)
@@ -255,8 +255,8 @@ def ensure_spark_operator(
         if result.root.exists():  # an older, incomplete attempt (no marker): start over
             shutil.rmtree(result.root)
         log_path = parent / f"{result.root.name}.build.log"
-        _say(stream, f"federator: building spark-operator {SPARK_OPERATOR_VERSION} into "
-                     f"{result.root}; log {log_path}")  # fmt: skip
+        what = f"spark-operator {SPARK_OPERATOR_VERSION} into {result.root}; log {log_path}"
+        _say(stream, f"federator: building {what}")
         with tempfile.TemporaryDirectory(prefix=".build-", dir=parent) as scratch:
             staged = Path(scratch) / "out"
             staged.mkdir()

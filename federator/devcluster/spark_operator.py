@@ -56,8 +56,9 @@ def operator_args(namespaces: Sequence[str]) -> list[str]:
     ]
 
 
-def operator_env(base: Mapping[str, str], built: SparkOperatorBuild, server: str,
-                 kubeconfig: Path) -> dict[str, str]:  # fmt: skip
+def operator_env(
+    base: Mapping[str, str], built: SparkOperatorBuild, server: str, kubeconfig: Path
+) -> dict[str, str]:
     """The operator's environment: the API server as its 'in-cluster' service, our SPARK_HOME."""
     url = urllib.parse.urlsplit(server)
     env = dict(base)

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint controlplane bench chart clean
+.PHONY: install demo test unit integration lint controlplane delegates bench chart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 ## Build (cached) the kube-apiserver, etcd, controllers and tools the tests and the demo run on.
 controlplane: $(STAMP)
 	$(BIN)/python -m federator.devcluster.build
+
+## Build (cached) the real delegate operators the integration tests run (spark-operator today).
+delegates: $(STAMP)
+	$(BIN)/python -m federator.devcluster.delegates build spark
 
 demo: controlplane
 	$(BIN)/federator demo
@@ -32,11 +36,12 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests
 
-integration: controlplane
+integration: controlplane delegates
 	$(BIN)/pytest -m integration tests
 
-## Everything CI runs: lint, unit and integration tests on the real control plane.
-test: lint controlplane
+## Everything CI runs: lint, unit and integration tests on the real control plane and the real
+## delegate operators.
+test: lint controlplane delegates
 	$(BIN)/pytest tests
 
 ## Lint and render the Helm chart (helm + kubeconform from the control-plane bin dir).

@@ -24,8 +24,10 @@ The state enumerations come from the delegates' own sources:
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -130,6 +132,7 @@ REASON_REPLICAS_CHANGE: Final = "ReplicasChange"
 REASON_AWAITING_SUBMISSION: Final = "AwaitingSubmission"
 REASON_AWAITING_RESUBMISSION: Final = "AwaitingResubmission"
 REASON_EXECUTORS_PENDING: Final = "ExecutorsPending"
+REASON_NO_EXECUTORS: Final = "NoExecutors"
 # FlinkDeployment / FlinkApplication
 REASON_FLINK_ERROR: Final = "FlinkError"
 REASON_JOB_MANAGER_ERROR: Final = "JobManagerError"
@@ -275,6 +278,49 @@ SPARK_PROGRESSING_STATES: Final = frozenset(
     }
 )
 SPARK_FAILED_STATES: Final = frozenset({"FAILED", "SUBMISSION_FAILED", "FAILING"})
+SPARK_EXECUTOR_GRACE_SECONDS: Final = 300.0
+"""How long a RUNNING submission may go without a single executor pod before it is Degraded.
+
+Measured from the operator's own ``status.lastSubmissionAttemptTime`` (set at every submission,
+rerun and resume). A driver asks for its executors as soon as its SparkContext starts; five
+minutes covers a slow JVM and application start-up on a busy node."""
+
+
+# spark-submit's own log lines ("26/11/29 16:44:16 WARN Utils: ...") and Java stack frames: the
+# real operator puts spark-submit's whole output (12 KB seen) into errorMessage, and its cause
+# (the "Exception in thread" line) comes after the noise that a plain clip would keep.
+_SPARK_LOG_LINE: Final = re.compile(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d (?:WARN|INFO|DEBUG|TRACE) ")
+_JAVA_FRAME: Final = re.compile(r"^\s+(?:at |\.\.\. \d+ more)")
+
+
+def _spark_error_text(error: str) -> str:
+    """The operator's errorMessage, without spark-submit's log noise and stack frames when it is
+    too long to show whole (the cause, e.g. a refused driver pod, then fits)."""
+    if len(error) <= MAX_CHILD_MESSAGE:
+        return error
+    kept: list[str] = []
+    for raw in error.splitlines():
+        if _JAVA_FRAME.match(raw):
+            continue
+        noise = _SPARK_LOG_LINE.search(raw)
+        line = raw if noise is None else raw[: noise.start()].rstrip()
+        if line.strip():
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _seconds_since(stamp: Any, now: str) -> float | None:
+    """Seconds from an RFC 3339 timestamp to ``now`` (None when either does not parse)."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        start = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        end = datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if start.tzinfo is None or end.tzinfo is None:
+        return None
+    return (end - start).total_seconds()
 
 
 def _spark_expected_executors(body: Mapping[str, Any]) -> int:
@@ -291,8 +337,14 @@ def _spark_expected_executors(body: Mapping[str, Any]) -> int:
     return 1
 
 
-def spark_application(body: Mapping[str, Any], mark: ApplyMark | None = None) -> ChildHealth:
-    """Health of a Kubeflow ``SparkApplication`` running a streaming job."""
+def spark_application(
+    body: Mapping[str, Any], mark: ApplyMark | None = None, now: str | None = None
+) -> ChildHealth:
+    """Health of a Kubeflow ``SparkApplication`` running a streaming job.
+
+    ``now`` (RFC 3339, passed in: this module reads no clock) lets a RUNNING submission that never
+    got an executor turn Degraded after ``SPARK_EXECUTOR_GRACE_SECONDS``; without it, it stays
+    Progressing."""
     status = _status_of(body)
     if isinstance(status, ChildHealth):
         if status.health is Health.PROGRESSING:
@@ -318,7 +370,7 @@ def spark_application(body: Mapping[str, Any], mark: ApplyMark | None = None) ->
         text += f" (state {state or 'NEW'}: {error})" if error else f" (state {state or 'NEW'})"
         return _progressing(REASON_AWAITING_RESUBMISSION, text)
     if state in SPARK_FAILED_STATES:
-        return _degraded(state, error or f"the Spark operator reports {state}")
+        return _degraded(state, _spark_error_text(error) or f"the Spark operator reports {state}")
     if state == "COMPLETED":
         return _degraded(state, "the streaming job completed; a streaming job must not finish")
     if state == "":
@@ -334,7 +386,25 @@ def spark_application(body: Mapping[str, Any], mark: ApplyMark | None = None) ->
         )
         expected = _spark_expected_executors(body)
         text = f"{running}/{expected} executors running"
+        if running < expected and not (isinstance(executors, Mapping) and executors):
+            # The real operator writes RUNNING once the driver pod runs and lists executor pods
+            # in executorState from the first one (PENDING) on, keeping dead ones (FAILED). No
+            # entry at all: no executor pod ever existed for this submission. Shortly after it,
+            # that is start-up; long after, the driver cannot get executors (quota, RBAC,
+            # admission) and nothing will change by itself: Degraded, not Progressing forever.
+            text += "; the Spark operator reports no executor pod"
+            elapsed = (
+                None
+                if now is None
+                else _seconds_since(fields.get(status, "lastSubmissionAttemptTime"), now)
+            )
+            if elapsed is not None and elapsed >= SPARK_EXECUTOR_GRACE_SECONDS:
+                return _degraded(
+                    REASON_NO_EXECUTORS, f"{text} {elapsed / 60:.0f} min after submission"
+                )
+            return _progressing(REASON_EXECUTORS_PENDING, text)
         if running < expected:
+            # Executors exist but are not all running (pending, replaced): the driver is at it.
             return _progressing(REASON_EXECUTORS_PENDING, text)
         return ChildHealth(health=Health.HEALTHY, reason=state, message=text)
     return _unknown(REASON_UNRECOGNISED_STATE, f"unrecognised SparkApplication state {state!r}")
@@ -621,6 +691,7 @@ def assess(
     suspended: bool = False,
     delegate_installed: bool = True,
     operator_hint: str = "",
+    now: str | None = None,
 ) -> ChildHealth:
     """The health of one child of the given kind from its observed body.
 
@@ -630,6 +701,8 @@ def assess(
     ``delegate_installed``: whether the API server serves the delegate's CRD.
     ``operator_hint``: what to install when it does not, e.g. "install the Strimzi cluster
     operator (kafkatopics.kafka.strimzi.io)".
+    ``now``: the current time (RFC 3339) for the adapters that judge how long a state lasted
+    (SparkApplication: RUNNING without any executor); ``None`` judges no duration.
     """
     if not delegate_installed:
         return ChildHealth(
@@ -646,7 +719,7 @@ def assess(
     if kind == KIND_KAFKA_TOPIC:
         return kafka_topic(body)
     if kind == KIND_SPARK_APPLICATION:
-        return spark_application(body, mark)
+        return spark_application(body, mark, now)
     if kind == KIND_FLINK_DEPLOYMENT:
         return flink_deployment(body)
     if kind == KIND_FLINK_APPLICATION:

@@ -268,7 +268,10 @@ class Reconciler:
     ) -> health.ChildHealth:
         with self._lock:
             mark = self._marks.get(key)
-        return health.assess(kind, body, mark=mark, suspended=suspended)
+        # `now`: a verdict that depends on how long a state has lasted (a RUNNING Spark
+        # application that never got an executor) is judged at each reconcile, the resync at
+        # the latest.
+        return health.assess(kind, body, mark=mark, suspended=suspended, now=self.clock())
 
     def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
         """Remember the delegate's run identity when a spec change is applied, so the child
@@ -699,6 +702,7 @@ class Reconciler:
                 item.kind,
                 live,
                 suspended=suspended,
+                now=self.clock(),
                 delegate_installed=present,
                 operator_hint=delegate.operator,
             )

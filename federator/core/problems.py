@@ -42,6 +42,10 @@ class Code(StrEnum):
     UNMANAGED_TOPIC_SETTINGS = "UnmanagedTopicSettings"
     CHILD_SCHEMA = "ChildSchemaViolation"
     POD_SECURITY = "PodSecurity"
+    TOO_MANY_STREAMLETS = "TooManyStreamlets"
+    """More streamlets than the operator's `limits.maxStreamlets`."""
+    TOO_MANY_CHILDREN = "TooManyChildren"
+    """More children (streamlets and managed topics) than the operator's `limits.maxChildren`."""
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from federator.core import limits as app_limits
 from federator.core import topicpolicy
 from federator.core.podsecurity import Level
 
@@ -123,6 +124,8 @@ class Settings:
     flink: FlinkSettings = field(default_factory=FlinkSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     pod_security: PodSecuritySettings = field(default_factory=PodSecuritySettings)
+    limits: app_limits.Limits = field(default_factory=app_limits.Limits)
+    """How big one Application may be (`limits.maxStreamlets`, `limits.maxChildren`)."""
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -188,7 +191,9 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         return Settings()
     if not isinstance(data, Mapping):
         raise SettingsError("settings: expected a mapping at the top level")
-    _reject_unknown(data, {"kafkaClusters", "flink", "operator", "podSecurity"}, "settings")
+    _reject_unknown(
+        data, {"kafkaClusters", "flink", "operator", "podSecurity", "limits"}, "settings"
+    )
     clusters = []
     seen: set[str] = set()
     for i, raw in enumerate(_get(data, "kafkaClusters", list, "settings", [])):
@@ -262,4 +267,13 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         flink=flink,
         operator=operator,
         pod_security=_pod_security(data),
+        limits=_limits(data),
     )
+
+
+def _limits(data: Mapping[str, Any]) -> app_limits.Limits:
+    try:
+        return app_limits.parse(_get(data, "limits", Mapping, "settings", {}))
+    except app_limits.LimitsError as exc:
+        where = "settings.limits" + (f".{exc.key}" if exc.key else "")
+        raise SettingsError(f"{where}: {exc}") from None

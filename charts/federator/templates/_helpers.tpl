@@ -159,7 +159,10 @@ reads this shape from /etc/federator/settings.yaml).
       "livenessPort" (int $op.livenessPort))
     "podSecurity" (dict
       "level" .Values.podSecurity.level
-      "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts) -}}
+      "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts)
+    "limits" (dict
+      "maxStreamlets" (int .Values.limits.maxStreamlets)
+      "maxChildren" (int .Values.limits.maxChildren)) -}}
 {{- toYaml $settings -}}
 {{- end -}}
 

@@ -22,6 +22,7 @@ import kopf
 
 from federator.core import naming, runtimes
 from federator.core.settings import Settings
+from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import Reconciler
 from federator.operator.workers import Workers
 
@@ -33,9 +34,10 @@ log = logging.getLogger("federator.handlers")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """kopf's own bookkeeping goes to annotations, never into the Application's status."""
+    """kopf's own bookkeeping goes to annotations, never into the Application's status; its
+    last-handled configuration is a digest, a few hundred bytes whatever the spec's size."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="federator.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBase(
         prefix="federator.io", key="last-handled-configuration"
     )
     settings.persistence.finalizer = FINALIZER

@@ -12,10 +12,9 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from federator.core import compiler, health, model, naming, runtimes
 from federator.core.plan import (
@@ -41,6 +40,7 @@ from federator.kube.client import (
     split_api_version,
 )
 from federator.kube.discovery import DiscoveryCache
+from federator.operator.fairness import FairPool
 from federator.operator.status import build_status, child_entry
 from federator.operator.watch_cache import WatchCache
 
@@ -94,8 +94,14 @@ COMPILED_CACHE = 256
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
 OBSERVERS = 8
-"""Concurrent GETs and applies of one reconcile's children (a shared pool, so many applications
-reconciling at once never open more connections than this)."""
+"""Concurrent GETs and applies of children (a shared pool, so many applications reconciling at
+once never open more connections than this), served to the applications in turn."""
+CHUNK = 4 * OBSERVERS
+"""Children a reconcile works through before it lets a waiting application's reconcile go first
+(`Reconciler.pace`): a few round trips, so a small application waits that long, not for
+thousands of another's children."""
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRef:
@@ -142,9 +148,21 @@ class Reconciler:
     _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
     cache: WatchCache = field(default_factory=WatchCache)
     on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
-    _pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(OBSERVERS, thread_name_prefix="observe")
-    )
+    _pool: FairPool = field(default_factory=lambda: FairPool(OBSERVERS, name="observe"))
+    pace: Callable[[], None] | None = None
+    """Called between chunks of a large reconcile: the worker passes its turn there when
+    another application waits (`fairness.Turns.pass_turn`)."""
+
+    def _map(self, owner: str, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`fn` over `items` on the shared pool in `owner`'s turn, CHUNK at a time, pacing
+        between chunks: one application's thousands of children are interleaved with the
+        others' few instead of queued before them."""
+        out: list[R] = []
+        for start in range(0, len(items), CHUNK):
+            if start and self.pace is not None:
+                self.pace()
+            out += self._pool.map(owner, fn, items[start : start + CHUNK])
+        return out
 
     # -- observation
 
@@ -163,12 +181,12 @@ class Reconciler:
             self.on_read("api", kind)
         return self.kube.get(ref_of(kind, api_version, namespace, name))
 
-    def _observe_all(self, wanted: list[tuple[str, str, str, str]], *, fresh: bool) -> list[Any]:
+    def _observe_all(
+        self, wanted: list[tuple[str, str, str, str]], *, fresh: bool, owner: str = ""
+    ) -> list[Any]:
         """Every child; the GETs of the cache misses run concurrently (one round trip of
-        latency instead of one per child)."""
-        if len(wanted) <= 1:
-            return [self._observe(*w, fresh=fresh) for w in wanted]
-        return list(self._pool.map(lambda w: self._observe(*w, fresh=fresh), wanted))
+        latency instead of one per child), in `owner`'s turn."""
+        return self._map(owner, lambda w: self._observe(*w, fresh=fresh), wanted)
 
     def prime_cache(self, namespaces: Sequence[str]) -> None:
         """List the managed children of every installed delegate kind (in `namespaces`, or all
@@ -293,7 +311,9 @@ class Reconciler:
                 continue
             to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
         for key, got in zip(
-            to_observe, self._observe_all(list(to_observe.values()), fresh=fresh), strict=True
+            to_observe,
+            self._observe_all(list(to_observe.values()), fresh=fresh, owner=owner),
+            strict=True,
         ):
             if got is not None:
                 live[key] = got
@@ -528,9 +548,7 @@ class Reconciler:
             except KubeError as exc:
                 return exc
 
-        results = (
-            list(self._pool.map(one, children)) if len(children) > 1 else [one(c) for c in children]
-        )
+        results = self._map(owner, one, children)
         applied: list[str] = []
         failed: dict[Key, health.ChildHealth] = {}
         for child, got in zip(children, results, strict=True):

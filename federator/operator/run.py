@@ -15,9 +15,10 @@ from federator.core.settings import Settings
 from federator.kube.client import Kube
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
+from federator.operator.fairness import Turns
 from federator.operator.handlers import build_registry
 from federator.operator.reconciler import Reconciler
-from federator.operator.workers import Workers
+from federator.operator.workers import RECONCILERS, Workers
 
 log = logging.getLogger("federator.run")
 
@@ -54,17 +55,20 @@ def run(
     kube = Kube(api_client(kubeconfig))
     metrics = Metrics()
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
+    turns = Turns(RECONCILERS)  # a large reconcile passes its turn between chunks
     reconciler = Reconciler(
         kube=kube,
         settings=settings,
         discovery=DiscoveryCache(kube),
         on_read=metrics.count_child_read,  # type: ignore[arg-type]
+        pace=turns.pass_turn,
     )
     workers = Workers(
         kube=kube,
         reconciler=reconciler,
         metrics=metrics,
         debounce=settings.operator.status_debounce_seconds,
+        turns=turns,
     )
     watched = tuple(namespaces) or settings.operator.namespaces
     if settings.operator.metrics_port:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from federator.core import compiler, health, model, naming, runtimes
+from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
     InventoryItem,
@@ -321,8 +322,14 @@ class Reconciler:
             key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
             for key, b in live.items()
         }
-        # A restart or resync also looks for children a crash kept out of the inventory.
-        found = self._find_owned(owner, installed, discovered.served) if fresh else []
+        # A restart or resync also looks for children a crash kept out of the inventory; so
+        # does a spec change when the inventory is summarised: it does not name every child,
+        # and what left the spec must still be pruned (the reconcile of the previous generation
+        # already pruned what it removed, and its failed prunes are listed first).
+        listing = fresh or (
+            summarised(previous) and previous.get("observedGeneration") != generation
+        )
+        found = self._find_owned(owner, installed, discovered.served) if listing else []
         external = {t.name for t in compiled.topology.topics if not t.managed}
 
         def decide() -> Plan:
@@ -627,36 +634,51 @@ class Reconciler:
         fresh: bool,
     ) -> Outcome:
         """Invalid spec: nothing applied, nothing deleted; the previous children keep running
-        and their health is still reported."""
+        and their health is still reported (all of them: a summarised inventory lists only
+        some, so they are listed in the cluster, and the status stays summarised)."""
         suspended = bool((body.get("spec") or {}).get("suspend") is True)
-        installed = self.discovery.get().installed
+        discovered = self.discovery.get()
+        installed = discovered.installed
+        meta = body.get("metadata") or {}
+        owner = f"{meta.get('namespace')}/{meta.get('name')}"
+        listed: dict[Key, Mapping[str, Any]] = {}
+        if summarised(previous):
+            found = self._find_owned(owner, installed, discovered.served)
+            listed = {f.key: f.body for f in found}
+            known = {i.key for i in inventory}
+            inventory = inventory + [
+                InventoryItem.from_body(f.body) for f in found if f.key not in known
+            ]
+        wanted = [
+            i
+            for i in inventory
+            if i.key not in listed and runtimes.BY_KIND[i.kind].served(installed)
+        ]
+        got = self._observe_all(
+            [(i.kind, i.api_version, i.namespace, i.name) for i in wanted],
+            fresh=fresh,
+            owner=owner,
+        )
+        live_by_key = {**{i.key: b for i, b in zip(wanted, got, strict=True)}, **listed}
+        hashes = {
+            (e.get("kind"), e.get("name")): e.get("specHash")
+            for e in previous.get("children") or []
+            if isinstance(e, Mapping)
+        }
         reports = []
         entries = []
         for item in inventory:
             delegate = runtimes.BY_KIND[item.kind]
             present = delegate.served(installed)
-            live = (
-                self._observe(item.kind, item.api_version, item.namespace, item.name, fresh=fresh)
-                if present
-                else None
-            )
             verdict = health.assess(
                 item.kind,
-                live,
+                live_by_key.get(item.key) if present else None,
                 suspended=suspended,
                 delegate_installed=present,
                 operator_hint=delegate.operator,
             )
             reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
-            old_hash = next(
-                (
-                    e.get("specHash")
-                    for e in previous.get("children") or []
-                    if e.get("kind") == item.kind and e.get("name") == item.name
-                ),
-                None,
-            )
-            entries.append(child_entry(item, verdict, old_hash))
+            entries.append(child_entry(item, verdict, hashes.get((item.kind, item.name))))
         problems = tuple(str(p) for p in exc.problems)
         app_health = health.aggregate(reports, problems=problems, suspended=suspended)
         status = build_status(

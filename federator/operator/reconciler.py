@@ -83,6 +83,19 @@ def apply_failure(error: KubeError) -> health.ChildHealth:
     )
 
 
+class DeletionIncomplete(Exception):
+    """Finalization tried every deletion and some failed: `left` says which and why;
+    `retryable` whether trying again may help (a transient failure among them)."""
+
+    def __init__(self, deleted: tuple[str, ...], left: tuple[tuple[str, KubeError], ...]) -> None:
+        self.deleted = deleted
+        self.left = left
+        self.retryable = any(error.retryable for _, error in left)
+        details = "; ".join(f"{name}: {error}" for name, error in left[:5])
+        more = f"; and {len(left) - 5} more" if len(left) > 5 else ""
+        super().__init__(f"{len(left)} object(s) not deleted: {details}{more}")
+
+
 def _version(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -697,7 +710,11 @@ class Reconciler:
         collector handles owned same-namespace children; Retain topics stay). The candidates
         are the inventory and every object found in the cluster with this application's
         owner annotation (a crash may have kept one out of the inventory); only objects that
-        carry that annotation now are deleted, each with its UID as a precondition."""
+        carry that annotation now are deleted, each with its UID as a precondition.
+
+        Bounded: what the listing found is not read again, the rest is read and deleted
+        concurrently. Every deletion is tried; then `DeletionIncomplete` names the failures
+        (the handler decides whether they hold the deletion: `handlers.finalize_delay`)."""
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         owner = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -717,10 +734,22 @@ class Reconciler:
         discovered = self.discovery.get()
         found = self._find_owned(owner, discovered.installed, discovered.served, strict=True)
         observed: dict[Key, Observed] = {}
-        for item in inventory:
-            if not runtimes.BY_KIND[item.kind].served(discovered.installed):
-                continue
-            live = self.kube.get(ref_of(item.kind, item.api_version, item.namespace, item.name))
+        listed = {f.key for f in found}
+        unlisted = [
+            i
+            for i in inventory
+            if i.key not in listed and runtimes.BY_KIND[i.kind].served(discovered.installed)
+        ]
+        # Bounded work: only what the listing did not show is read, concurrently.
+        for item, live in zip(
+            unlisted,
+            self._map(
+                owner,
+                lambda i: self.kube.get(ref_of(i.kind, i.api_version, i.namespace, i.name)),
+                unlisted,
+            ),
+            strict=True,
+        ):
             if live is not None:
                 observed[item.key] = Observed.from_body(live, _UNASSESSED)
         with self._lock:  # nothing of a deleted application is remembered
@@ -728,19 +757,32 @@ class Reconciler:
                 self._written.pop(key, None)
                 self._marks.pop(key, None)
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
-        deleted = []
-        for item in deletion_plan(
+        doomed = deletion_plan(
             inventory,
             app_namespace=str(meta.get("namespace")),
             deletion_policy=policy,
             owner=owner,
             observed=observed,
             found=found,
-        ):
-            if self.kube.delete(
-                ref_of(item.kind, item.api_version, item.namespace, item.name),
-                item.kind,
-                uid=uids.get(item.key),
-            ):
+        )
+
+        def delete(item: InventoryItem) -> bool | KubeError:
+            try:
+                return self.kube.delete(
+                    ref_of(item.kind, item.api_version, item.namespace, item.name),
+                    item.kind,
+                    uid=uids.get(item.key),
+                )
+            except KubeError as exc:
+                return exc
+
+        deleted: list[str] = []
+        left: list[tuple[str, KubeError]] = []
+        for item, got in zip(doomed, self._map(owner, delete, doomed), strict=True):
+            if isinstance(got, KubeError):
+                left.append((f"{item.kind}/{item.name}", got))
+            elif got:
                 deleted.append(f"{item.kind}/{item.name}")
+        if left:  # every deletion was tried; say which failed, and whether retrying may help
+            raise DeletionIncomplete(tuple(deleted), tuple(left))
         return tuple(deleted)

@@ -11,7 +11,9 @@ Aspects covered:
 - a summarised inventory does not make federator forget what it owns: after a spec change the
   children left out of `status.children` are found by listing and pruned (Delete topics
   deleted, Retain topics released); without a spec change nothing is listed;
-- an invalid spec still reports every child of a summarised inventory.
+- an invalid spec still reports every child of a summarised inventory;
+- finalization deletes what the summary does not name, tries every deletion, and says which
+  failed and whether retrying may help; `finalize_delay` decides what holds a deletion.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from memkube import AllServed, MemKube
 
 from federator.core import health, inventory, limits
 from federator.core.settings import parse_settings
-from federator.operator.reconciler import Reconciler
+from federator.kube.client import Forbidden, Invalid, NotFound, Transient
+from federator.operator.handlers import FINALIZE_DEADLINE, finalize_delay
+from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.status import build_status
 
 NS, KAFKA = "team-a", "kafka"
@@ -238,3 +242,76 @@ def test_an_invalid_spec_reports_every_child_of_a_summarised_inventory() -> None
     fixed["status"] = status
     reconcile(kube, fixed)
     assert len(kube.names("Deployment")) == 999
+
+
+# -- finalization
+
+
+def finalize(kube: MemKube, body: dict[str, Any]) -> tuple[str, ...]:
+    r = Reconciler(kube=kube, settings=SETTINGS, discovery=AllServed())  # type: ignore[arg-type]
+    return r.finalize(body)
+
+
+def test_finalization_deletes_what_a_summarised_inventory_does_not_name() -> None:
+    kube, body = deployed(policy="Delete")
+    deleted = finalize(kube, body)
+    assert len(deleted) == 2 * STREAMLETS and not kube.names("KafkaTopic")
+    # The inventory named nothing (all Healthy): nothing was read one by one.
+    assert kube.calls["get"] > 0  # (the reconciles before)
+    kube.calls.clear()
+    finalize(kube, body)
+    assert kube.calls["get"] == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [(Forbidden("delete: forbidden", 403), False), (Transient("delete: 503", 503), True)],
+    ids=["refused", "transient"],
+)
+def test_every_deletion_is_tried_and_the_failures_named(error: Any, retryable: bool) -> None:
+    kube, body = deployed(5, policy="Delete")
+    kube.fail[("delete", "big.s0002.out")] = error
+    with pytest.raises(DeletionIncomplete) as raised:
+        finalize(kube, body)
+    assert kube.names("KafkaTopic") == {"big.s0002.out"}  # every other one was deleted
+    assert raised.value.retryable is retryable
+    assert [name for name, _ in raised.value.left] == ["KafkaTopic/big.s0002.out"]
+    assert "big.s0002.out" in str(raised.value) and str(error) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "elapsed", "retry", "delay"),
+    [
+        (Transient("503", 503), 0.0, 0, 1.0),
+        (Transient("503", 503), 100.0, 3, 8.0),
+        (Transient("503", 503), 100.0, 10, 60.0),
+        (Transient("503", 503), FINALIZE_DEADLINE - 5, 10, 5.0),
+        (Transient("503", 503), FINALIZE_DEADLINE, 10, None),
+        (RuntimeError("a bug"), 0.0, 0, 1.0),
+        (RuntimeError("a bug"), FINALIZE_DEADLINE + 1, 9, None),
+        (Forbidden("403", 403), 0.0, 0, None),
+        (NotFound("404", 404), 0.0, 0, None),
+        (Invalid("422", 422), 0.0, 0, None),
+        (DeletionIncomplete((), (("KafkaTopic/t", Forbidden("403", 403)),)), 0.0, 0, None),
+        (DeletionIncomplete((), (("KafkaTopic/t", Transient("503", 503)),)), 0.0, 2, 4.0),
+    ],
+    ids=[
+        "transient",
+        "backoff",
+        "capped",
+        "until-the-deadline",
+        "past-the-deadline",
+        "crash",
+        "crash-past-the-deadline",
+        "forbidden",
+        "kind-gone",
+        "invalid",
+        "refused-deletion",
+        "transient-deletion",
+    ],
+)
+def test_what_holds_a_deletion(
+    error: Exception, elapsed: float, retry: int, delay: float | None
+) -> None:
+    """Retrying may fix it: hold, with backoff, up to the deadline. A refusal: let go now."""
+    assert finalize_delay(error, elapsed, retry) == delay

@@ -161,15 +161,17 @@ def _inventory(status: Any) -> dict[str, Any] | None:
     summary = fields.get(status, "inventory")
     if not isinstance(summary, Mapping) or summary.get("summarised") is not True:
         return None
-    counts = summary.get("counts")
+    counts: dict[str, dict[str, int]] = {}
+    for item in _list(summary.get("counts")):
+        n = fields.as_int(fields.get(item, "count"))
+        kind = fields.as_str(fields.get(item, "kind"))
+        health = fields.as_str(fields.get(item, "health"))
+        if kind and health and n is not None:
+            counts.setdefault(kind, {})[health] = n
     return {
         "total": fields.as_int(summary.get("total")),
         "listed": fields.as_int(summary.get("listed")),
-        "counts": {
-            str(kind): {str(h): n for h, n in by_health.items() if isinstance(n, int) and n >= 0}
-            for kind, by_health in (counts if isinstance(counts, Mapping) else {}).items()
-            if isinstance(by_health, Mapping)
-        },
+        "counts": counts,
     }
 
 

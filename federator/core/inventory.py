@@ -5,8 +5,13 @@ The status of an Application lives in the same etcd object as its spec, so it mu
 a large one lists the children that need attention (every entry that is not Healthy, worst
 first, as many as fit) and counts the rest by kind and health, in `status.inventory`:
 
-    inventory: {summarised: true, total: 3000, listed: 41,
-                counts: {KafkaTopic: {Healthy: 1990, Progressing: 10}, Deployment: {...}}}
+    inventory: {summarised: true, total: 3000, listed: 41, counts: [
+        {kind: Deployment, health: Healthy, count: 1000},
+        {kind: KafkaTopic, health: Healthy, count: 1990},
+        {kind: KafkaTopic, health: Progressing, count: 10}]}
+
+The counts are a list, not a map of maps: the status is written with a JSON merge patch, which
+merges maps key by key (a health no child has any more would stay counted) but replaces lists.
 
 A summarised inventory no longer names every child federator owns, so it cannot be what pruning
 and deletion rely on: the operator then lists the application's children in the cluster by
@@ -47,16 +52,18 @@ def fit(
     the counts of all of them by kind and health."""
     if size(list(entries)) <= room:
         return list(entries), None
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[tuple[str, str], int] = {}
     for entry in entries:
-        by_health = counts.setdefault(str(entry.get("kind")), {})
-        health = str(entry.get("health"))
-        by_health[health] = by_health.get(health, 0) + 1
+        key = (str(entry.get("kind")), str(entry.get("health")))
+        counts[key] = counts.get(key, 0) + 1
     summary: dict[str, Any] = {
         "summarised": True,
         "total": len(entries),
         "listed": 0,
-        "counts": {kind: dict(sorted(h.items())) for kind, h in sorted(counts.items())},
+        "counts": [
+            {"kind": kind, "health": health, "count": n}
+            for (kind, health), n in sorted(counts.items())
+        ],
     }
     attention = sorted(
         (e for e in entries if e.get("health") != HEALTHY),

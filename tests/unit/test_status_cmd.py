@@ -459,7 +459,11 @@ def test_a_summarised_inventory_says_so_and_counts_every_child() -> None:
         "summarised": True,
         "total": 3000,
         "listed": len(status["children"]),
-        "counts": {"KafkaTopic": {"Healthy": 1999, "Degraded": 1}, "Deployment": {"Healthy": 1000}},
+        "counts": [
+            {"kind": "Deployment", "health": "Healthy", "count": 1000},
+            {"kind": "KafkaTopic", "health": "Degraded", "count": 1},
+            {"kind": "KafkaTopic", "health": "Healthy", "count": 1999},
+        ],
     }
     out = format_app_detail(body, now=NOW)
     assert f"3000 children, too many to list all: {len(status['children'])} shown" in out

@@ -134,7 +134,10 @@ def test_past_the_room_only_what_needs_attention_is_listed_worst_first() -> None
         "summarised": True,
         "total": 100,
         "listed": 3,
-        "counts": {"Deployment": {"Degraded": 1, "Healthy": 97, "Missing": 1, "Progressing": 1}},
+        "counts": [
+            {"kind": "Deployment", "health": h, "count": n}
+            for h, n in (("Degraded", 1), ("Healthy", 97), ("Missing", 1), ("Progressing", 1))
+        ],
     }
 
 
@@ -145,6 +148,31 @@ def test_what_does_not_fit_is_counted_never_a_milder_entry_in_its_place() -> Non
     assert summary is not None and 0 < summary["listed"] == len(listed) < 100
     assert all(e["health"] == "Degraded" for e in listed)
     assert inventory.size(listed) + inventory.size(summary) <= 2_000
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies the status write."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out.get(key), value)
+    return out
+
+
+def test_the_summary_survives_the_merge_patch_of_the_status() -> None:
+    """Counts that drop a health (every topic turned Healthy) and a summary that goes away
+    (the application shrank) read exactly as written once merged into the previous status."""
+    before = [entry(f"d{i}", "Progressing") for i in range(300)]
+    after = [entry(f"d{i}", "Healthy") for i in range(300)]
+    old = {"children": [], "inventory": inventory.fit(before, 2_000)[1]}
+    new = dict(zip(("children", "inventory"), inventory.fit(after, 2_000), strict=True))
+    assert merged(old, new) == new
+    small = {"children": after[:3], "inventory": None}
+    assert merged(new, small) == {"children": after[:3]}
 
 
 def test_the_worst_case_status_fits() -> None:
@@ -182,10 +210,10 @@ def test_the_largest_application_deploys_with_a_summarised_status_that_fits() ->
     assert inventory.size(status) <= limits.STATUS_BYTES
     summary = status["inventory"]
     assert summary["summarised"] and summary["total"] == CHILDREN
-    assert summary["counts"] == {
-        "Deployment": {"Progressing": STREAMLETS},
-        "KafkaTopic": {"Progressing": 2 * STREAMLETS},
-    }
+    assert summary["counts"] == [
+        {"kind": "Deployment", "health": "Progressing", "count": STREAMLETS},
+        {"kind": "KafkaTopic", "health": "Progressing", "count": 2 * STREAMLETS},
+    ]
     assert (status["ready"], status["total"]) == (0, CHILDREN)
     settle(kube)
     reconcile(kube, body)  # topics Healthy: the streamlets go out
@@ -194,10 +222,10 @@ def test_the_largest_application_deploys_with_a_summarised_status_that_fits() ->
     status = reconcile(kube, body)
     assert status["phase"] == "Healthy" and status["summary"] == f"{CHILDREN}/{CHILDREN}"
     assert status["children"] == []  # nothing needs attention
-    assert status["inventory"]["counts"] == {
-        "Deployment": {"Healthy": STREAMLETS},
-        "KafkaTopic": {"Healthy": 2 * STREAMLETS},
-    }
+    assert status["inventory"]["counts"] == [
+        {"kind": "Deployment", "health": "Healthy", "count": STREAMLETS},
+        {"kind": "KafkaTopic", "health": "Healthy", "count": 2 * STREAMLETS},
+    ]
 
 
 def test_a_small_inventory_is_written_in_full_and_a_summary_removed() -> None:

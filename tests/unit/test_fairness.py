@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from federator.devcluster.harness import eventually
+from federator.operator import run, workers
 from federator.operator.fairness import FairPool, Turns
-from federator.operator.reconciler import CHUNK, Reconciler
+from federator.operator.reconciler import CHUNK, OBSERVERS, Reconciler
 
 WAIT = 10.0  # a deadline, never a delay: events fire as soon as the work happens
 
@@ -193,3 +194,27 @@ def test_the_reconciler_paces_between_chunks_only() -> None:
     done.clear()
     r._map("ns/app", done.append, list(range(2 * CHUNK + 1)))
     assert paced == [CHUNK, 2 * CHUNK]  # between chunks, after each one is done
+
+
+# -- connections
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def test_every_thread_that_talks_to_the_api_keeps_its_connection(tmp_path: Any) -> None:
+    """More threads than pooled connections: urllib3 closes the extra ones, and each of their
+    requests pays a new TLS handshake (the "Connection pool is full" warning under load)."""
+    assert run.CONNECTIONS >= OBSERVERS + workers.RECONCILERS + 4  # + the Event posters
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    api = run.api_client(str(path))
+    assert api.configuration.connection_pool_maxsize == run.CONNECTIONS
+    assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] == run.CONNECTIONS

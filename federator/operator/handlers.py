@@ -250,4 +250,10 @@ async def finalize_application(
         )
         return
     if deleted:
-        log.info("application %s deleted; removed %s", where, ", ".join(deleted))
+        log.info(
+            "application %s deleted; removed %d: %s%s",
+            where,
+            len(deleted),
+            ", ".join(deleted[:10]),
+            ", ..." if len(deleted) > 10 else "",
+        )

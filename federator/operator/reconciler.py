@@ -338,7 +338,8 @@ class Reconciler:
         # A restart or resync also looks for children a crash kept out of the inventory; so
         # does a spec change when the inventory is summarised: it does not name every child,
         # and what left the spec must still be pruned (the reconcile of the previous generation
-        # already pruned what it removed, and its failed prunes are listed first).
+        # already pruned what it removed; its failed prunes are in the status, not Healthy,
+        # or, when even those did not fit, retried at the resync, which always lists).
         listing = fresh or (
             summarised(previous) and previous.get("observedGeneration") != generation
         )

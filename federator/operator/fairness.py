@@ -29,6 +29,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Closed(Exception):
+    """The operator is stopping: no more turns are granted."""
+
+
 class Turns:
     """At most `slots` holders at once, in arrival order (a ticket queue: no barging)."""
 
@@ -39,6 +43,14 @@ class Turns:
         self._cond = threading.Condition()
         self._waiting: deque[object] = deque()
         self._holders: set[int] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop granting turns: whoever waits for one, or passes one, gets `Closed` (a
+        stopping operator must not start the reconciles still waiting in their threads)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     @property
     def waiting(self) -> int:
@@ -52,7 +64,11 @@ class Turns:
         self._waiting.append(ticket)
         try:
             while not (len(self._holders) < self._slots and self._waiting[0] is ticket):
+                if self._closed:
+                    raise Closed
                 self._cond.wait()
+            if self._closed:
+                raise Closed
         except BaseException:
             self._waiting.remove(ticket)
             self._cond.notify_all()

@@ -26,7 +26,7 @@ from typing import Any
 from federator.core import health
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
-from federator.operator.fairness import Turns
+from federator.operator.fairness import Closed, Turns
 from federator.operator.reconciler import Outcome, Reconciler
 from federator.operator.watch_cache import WatchCache
 
@@ -123,6 +123,7 @@ class Workers:
             self.metrics.forget(namespace, name)
 
     async def stop(self) -> None:
+        self.turns.close()  # reconciles waiting for a turn in their threads never start
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -145,6 +146,8 @@ class Workers:
                 outcome = await asyncio.get_running_loop().run_in_executor(
                     self._threads, functools.partial(self.once, *key, fresh=fresh)
                 )
+            except Closed:
+                return  # the operator is stopping
             except KubeError as exc:
                 if not exc.retryable:
                     # A refusal (4xx) does not go away by asking again: the next change of the

@@ -24,7 +24,7 @@ import pytest
 
 from federator.devcluster.harness import eventually
 from federator.operator import run, workers
-from federator.operator.fairness import FairPool, Turns
+from federator.operator.fairness import Closed, FairPool, Turns
 from federator.operator.reconciler import CHUNK, OBSERVERS, Reconciler
 
 WAIT = 10.0  # a deadline, never a delay: events fire as soon as the work happens
@@ -101,6 +101,38 @@ def test_passing_a_turn_is_free_when_nobody_waits_or_none_is_held() -> None:
         assert turns.waiting == 0
     with turns.turn(), pytest.raises(RuntimeError):
         turns.turn().__enter__()
+
+
+def test_a_stopping_operator_grants_no_more_turns() -> None:
+    """Reconciles waiting in their threads when the operator stops never start."""
+    turns = Turns(1)
+    outcome: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with turns.turn():
+            holding.set()
+            assert release.wait(WAIT)
+
+    def waiter() -> None:
+        try:
+            with turns.turn():
+                outcome.append("ran")
+        except Closed:
+            outcome.append("closed")
+
+    threads = [started(holder)]
+    assert holding.wait(WAIT)
+    threads.append(started(waiter))
+    eventually(lambda: turns.waiting == 1, "waiting", WAIT, 0.001)
+    turns.close()
+    threads[1].join(WAIT)
+    assert outcome == ["closed"] and turns.waiting == 0
+    release.set()
+    threads[0].join(WAIT)
+    with pytest.raises(Closed), turns.turn():
+        pass
 
 
 def test_at_most_slots_turns_at_once() -> None:

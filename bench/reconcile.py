@@ -17,7 +17,9 @@ subprocess and the delegate simulator in a thread (interval 0.05 s), and measure
 2. child status change -> the Application's `status.children` entry shows the new health
    (p50/p99 over N changes, received on a watch of the Application);
 3. status writes per child change, and for a burst of 20 child status changes at once;
-4. API writes during no-op resyncs (`resyncSeconds: 2`) of a converged application.
+4. API writes during no-op resyncs (`resyncSeconds: 2`) of a converged application;
+5. fair queueing: a one-line change to a small application B while an application A at the
+   size limits (1,000 streamlets, 3,000 children) is being created, versus B alone.
 
 Only the part of the output file between the `bench:reconcile` markers is (re)written.
 See bench/README.md for the method.
@@ -30,6 +32,7 @@ import contextlib
 import copy
 import datetime as dt
 import importlib.util
+import itertools
 import json
 import os
 import queue
@@ -53,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/reconcile.py` from a checkout without an install
     sys.path.insert(0, str(REPO))
 
-from federator.core import health, naming, runtimes  # noqa: E402
+from federator.core import health, limits, naming, runtimes  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
 from federator.core.settings import parse_settings  # noqa: E402
 from federator.devcluster import build, crdfiles  # noqa: E402
@@ -77,10 +80,15 @@ APP_PATH = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
 KAFKA_NS = "bench-kafka"  # the operator's Kafka cluster namespace
 FLOOR_KAFKA_NS = "bench-floor-kafka"  # the floor's (not watched by the operator)
 STATUS_NS = "bench-status"
+FAIR_A_NS = "bench-fair-a"  # the application at the limits
+FAIR_B_NS = "bench-fair-b"  # the small one, changed meanwhile
+FAIR_STREAMLET = "merge"  # B's container streamlet whose config a change edits
 SIM_INTERVAL = 0.05
 FLOOR_THREADS = 8  # the floor applies a wave concurrently, as the operator does (OBSERVERS)
 GOAL_RATIO = 1.5
 GOAL_P99 = 1.0
+GOAL_FAIR_RATIO = 5.0
+GOAL_FAIR_MAX = 2.0
 CHANGE_TIMEOUT = 15.0
 BURST = 20
 HEALTHY = health.Health.HEALTHY
@@ -228,6 +236,8 @@ class Bench:
             KAFKA_NS,
             FLOOR_KAFKA_NS,
             STATUS_NS,
+            FAIR_A_NS,
+            FAIR_B_NS,
         ):
             status, body = self.plane.request(
                 "POST",
@@ -304,7 +314,7 @@ class Bench:
             settings,
             self.plane.kubeconfig,
             self.workdir / log,
-            [*self.op_namespaces, STATUS_NS, KAFKA_NS],
+            [*self.op_namespaces, STATUS_NS, KAFKA_NS, FAIR_A_NS, FAIR_B_NS],
         )
         self.operator.start()
         return self.operator
@@ -717,6 +727,173 @@ class Bench:
             "settled": settled,
         }
 
+    # -- 5. fair queueing
+
+    @staticmethod
+    def at_the_limits(name: str, namespace: str, streamlets: int) -> dict[str, Any]:
+        """A line of Spark streamlets with two outlets each (one feeds the next), three
+        children per streamlet: at both default limits with 1,000 streamlets. Spark, whose
+        status the simulator writes: a thousand Deployments would wait for the
+        kube-controller-manager, whose client is limited to 20 requests/s, which measures the
+        controller, not federator. deletionPolicy Delete: its deletion is the finalizer's work."""
+        names = [f"s{i:04d}" for i in range(streamlets)]
+        return {
+            "apiVersion": "federator.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "deletionPolicy": "Delete",
+                "streamlets": [
+                    {
+                        "name": s,
+                        "runtime": "spark",
+                        "image": "registry.example.com/bench/large:1.0",
+                        "spark": {"mainApplicationFile": "local:///opt/app/large.jar"},
+                        **({"inlets": ["in"]} if i else {}),
+                        "outlets": ["out", "audit"],
+                    }
+                    for i, s in enumerate(names)
+                ],
+                "connections": [
+                    {"from": f"{a}.out", "to": [f"{b}.in"]} for a, b in itertools.pairwise(names)
+                ],
+            },
+        }
+
+    def one_line_change(
+        self, ns: str, name: str, watcher: Watcher, n: int, probe: Any = None
+    ) -> tuple[float, int]:
+        """Set one config value of B's `merge` streamlet (so exactly one Deployment changes):
+        seconds from just before the PATCH to that Deployment's new spec-hash on a watch, and
+        what `probe()` said then. Then wait (untimed) until B is Healthy again, so each change
+        starts from rest."""
+        body = self.get_app(ns, name) or {}
+        index = next(
+            i for i, s in enumerate(body["spec"]["streamlets"]) if s["name"] == FAIR_STREAMLET
+        )
+        deployment = f"{name}-{FAIR_STREAMLET}"
+        _, live = self.plane.request(
+            "GET", f"/apis/apps/v1/namespaces/{ns}/deployments/{deployment}"
+        )
+        before = live["metadata"]["annotations"][naming.SPEC_HASH_ANNOTATION]
+        while not watcher.events.empty():
+            watcher.events.get_nowait()
+        patch = [
+            {
+                "op": "add",
+                "path": f"/spec/streamlets/{index}/config",
+                "value": {"bench-change": str(n)},
+            }
+        ]
+        t0 = time.monotonic()
+        code, got = self.plane.request(
+            "PATCH",
+            f"{APP_PATH.format(ns=ns)}/{name}",
+            patch,
+            content_type="application/json-patch+json",
+        )
+        assert code == 200, got
+        deadline = t0 + 120
+        seen = None
+        while seen is None:
+            try:
+                at, _type, obj = watcher.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"change {n} of {name} never reached {deployment}") from None
+            annotations = obj["metadata"].get("annotations") or {}
+            if annotations.get(naming.SPEC_HASH_ANNOTATION) not in (None, before):
+                seen = at
+        then = probe() if probe is not None else 0
+        eventually(lambda: self.app_healthy(ns, name), f"{name} Healthy again", 120, 0.05)
+        return seen - t0, then
+
+    def fairness(self, changes: int, streamlets: int) -> dict[str, Any]:
+        """Section 5: B's one-line changes alone, then while A (at the limits) is created."""
+        assert self.operator is not None
+        b_name, a_name = "call-record-aggregator", "at-the-limits"
+        self.post_app(self.seed(b_name, FAIR_B_NS))
+        eventually(lambda: self.app_healthy(FAIR_B_NS, b_name), "B Healthy", 120, 0.05)
+        watcher = custom_watcher(
+            self.plane.api_client("admin"),
+            "Deployment",
+            "apps/v1",
+            FAIR_B_NS,
+            field_selector=f"metadata.name={b_name}-{FAIR_STREAMLET}",
+        ).start()
+        time.sleep(0.3)  # let the watch connection establish (the list gave its start point)
+        alone = [self.one_line_change(FAIR_B_NS, b_name, watcher, n)[0] for n in range(changes)]
+        log(f"fairness: B alone {[round(x * 1e3) for x in alone]} ms")
+
+        body = self.at_the_limits(a_name, FAIR_A_NS, streamlets)
+        selector = f"{naming.APPLICATION_LABEL}={a_name}"
+        a_watchers = [
+            custom_watcher(
+                self.plane.api_client("admin"), kind, version, ns, label_selector=selector
+            ).start()
+            for kind, version, ns in (
+                ("KafkaTopic", "kafka.strimzi.io/v1", KAFKA_NS),
+                ("SparkApplication", "sparkoperator.k8s.io/v1beta2", FAIR_A_NS),
+            )
+        ]
+        total = 3 * streamlets
+        time.sleep(0.3)
+
+        def created() -> int:
+            return sum(len(w.first_seen) for w in a_watchers)
+
+        writes0 = self.operator.metric("federator_api_writes_total")
+        t0 = time.monotonic()
+        self.post_app(body)
+        eventually(lambda: created() > 0, "A's first child", 120, 0.01)
+        during: list[float] = []
+        progress: list[int] = []
+        # One change after the other for as long as A's children are being created (at least
+        # `changes`, at most four times as many), so they sample all of A's creation.
+        while len(during) < changes or (created() < total and len(during) < 4 * changes):
+            took, then = self.one_line_change(
+                FAIR_B_NS, b_name, watcher, changes + len(during), created
+            )
+            during.append(took)
+            progress.append(then)
+        log(f"fairness: B during A {[round(x * 1e3) for x in during]} ms; A at {progress}")
+        eventually(lambda: created() >= total, "all of A's children", 900, 0.1)
+        a_created = max(t for w in a_watchers for t in w.first_seen.values()) - t0
+        eventually(lambda: self.app_healthy(FAIR_A_NS, a_name), "A Healthy", 900, 0.2)
+        a_healthy = time.monotonic() - t0
+        a_writes = self.operator.metric("federator_api_writes_total") - writes0
+        a_status = len(
+            json.dumps((self.get_app(FAIR_A_NS, a_name) or {}).get("status"), separators=(",", ":"))
+        )
+        t1 = time.monotonic()
+        self.plane.request("DELETE", f"{APP_PATH.format(ns=FAIR_A_NS)}/{a_name}")
+        eventually(lambda: self.get_app(FAIR_A_NS, a_name) is None, "A deleted", 900, 0.1)
+        a_deleted = time.monotonic() - t1
+        topics_left = sum(
+            1
+            for t in self.plane.request(
+                "GET",
+                f"/apis/kafka.strimzi.io/v1/namespaces/{KAFKA_NS}/kafkatopics?labelSelector={selector}",
+            )[1]["items"]
+            if not t["metadata"].get("deletionTimestamp")
+        )
+        for w in (*a_watchers, watcher):
+            w.stop()
+        self.delete_app(a_name, FAIR_A_NS, KAFKA_NS)
+        self.delete_app(b_name, FAIR_B_NS, KAFKA_NS)
+        return {
+            "streamlets": streamlets,
+            "children": total,
+            "alone": alone,
+            "during": during,
+            "progress": progress,
+            "a_created": a_created,
+            "a_healthy": a_healthy,
+            "a_writes": a_writes,
+            "a_status_bytes": a_status,
+            "a_deleted": a_deleted,
+            "a_topics_left": topics_left,
+        }
+
     # -- 4. no-op resync
 
     def apiserver_writes(self) -> dict[str, float]:
@@ -929,6 +1106,15 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         f"({r['writes']:.0f} operator writes, {sum(r['server'].values()):.0f} at the API "
         f"server, over {r['reconciles']:.0f} reconciles)",
     ]
+    fair = results.get("fairness")
+    if fair:
+        fair_ratio = statistics.median(fair["during"]) / statistics.median(fair["alone"])
+        out.append(
+            f"- a one-line change to B while A (at the limits) is being created, within "
+            f"{GOAL_FAIR_RATIO:g}x of B alone (medians) and never over {GOAL_FAIR_MAX:g} s: "
+            f"{verdict(fair_ratio <= GOAL_FAIR_RATIO and max(fair['during']) <= GOAL_FAIR_MAX)} "
+            f"({fair_ratio:.2f}x, max {max(fair['during']) * 1e3:.0f} ms; section 5)"
+        )
     if ratio > GOAL_RATIO:
         out.append(
             "- where the operator's time over the floor goes, and what would close the gap: "
@@ -936,8 +1122,50 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         )
     for note in results.get("notes", []):
         out.append(f"- {note}")
+    if fair:
+        out += ["", *fairness_report(fair)]
     out.append(END)
     return "\n".join(out) + "\n"
+
+
+def fairness_report(fair: dict[str, Any]) -> list[str]:
+    alone, during = fair["alone"], fair["during"]
+    a50, d50 = statistics.median(alone), statistics.median(during)
+    n, total = len(during), fair["children"]
+    still = sum(1 for p in fair["progress"] if p < total)
+    return [
+        "### 5. Fair queueing: a small change to application B while application A (at the "
+        "limits) is being created",
+        "",
+        f"**A**: {fair['streamlets']:,} Spark streamlets in a line, two outlets each "
+        f"({total:,} children: {fair['streamlets']:,} SparkApplications and "
+        f"{2 * fair['streamlets']:,} KafkaTopics; the default `limits.maxStreamlets` and "
+        "`limits.maxChildren`), deletionPolicy Delete, POSTed at once. **B**: the seed "
+        "application (15 children), converged. **The change**: one config value of B's "
+        f"`{FAIR_STREAMLET}` streamlet (a JSON patch of one field; exactly one Deployment is "
+        "re-applied), timed from just before the PATCH of B to the receipt of that Deployment "
+        "with its new spec-hash on a watch opened beforehand; after each change, B is let "
+        "converge (untimed), and the next change follows, for as long as A's children are being "
+        f"created (at least {len(alone)} changes, at most four times as many). **Baseline** "
+        f"(same run, same operator): {len(alone)} such changes of B with A absent. The "
+        "delegate simulator runs throughout (A's topics turn Ready, then its streamlets go out "
+        "and run).",
+        "",
+        "| B's changes | n | p50 ms | p90 ms | max ms | p50 / B alone's | max / B alone's |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| B alone | {len(alone)} | {a50 * 1e3:.0f} | {pct(alone, 90) * 1e3:.0f} "
+        f"| {max(alone) * 1e3:.0f} | 1.00 | 1.00 |",
+        f"| B while A is created | {n} | {d50 * 1e3:.0f} | {pct(during, 90) * 1e3:.0f} "
+        f"| {max(during) * 1e3:.0f} | {d50 / a50:.2f} | {max(during) / max(alone):.2f} |",
+        "",
+        f"A had created {min(fair['progress']):,} to {max(fair['progress']):,} of its "
+        f"{total:,} children when B's changes were seen applied ({still} of {n} changes "
+        f"before A's last child). A: all children created in {fair['a_created']:.1f} s, "
+        f"Healthy in {fair['a_healthy']:.1f} s ({fair['a_writes']:,.0f} operator API writes; "
+        f"its status {fair['a_status_bytes']:,} bytes, summarised); deleted in "
+        f"{fair['a_deleted']:.1f} s (DELETE to the finalizer removed, its "
+        f"{2 * fair['streamlets']:,} topics deleted by it; {fair['a_topics_left']} left).",
+    ]
 
 
 def machine(compile_bench: Any, plane: ControlPlane | None) -> dict[str, str]:
@@ -1002,6 +1230,8 @@ def run(args: argparse.Namespace, plane: ControlPlane | None = None) -> dict[str
     repeats = args.repeats or (2 if args.quick else 15)
     changes = args.changes or (40 if args.quick else 200)
     periods = args.periods or (3 if args.quick else 5)
+    fair_changes = args.fair_changes if args.fair_changes is not None else (3 if args.quick else 10)
+    fair_streamlets = args.fair_streamlets or (200 if args.quick else limits.DEFAULT_MAX_STREAMLETS)
     workdir = Path(tempfile.mkdtemp(prefix="federator-bench-"))
     results: dict[str, Any] = {
         "operator": [],
@@ -1035,6 +1265,9 @@ def run(args: argparse.Namespace, plane: ControlPlane | None = None) -> dict[str
                         got = once(i)
                         results[which].append(got)
                         log(f"repeat {i + 1} {which}: {got['created']:.3f} s  {fmt(got)}")
+                if fair_changes:
+                    results["fairness"] = bench.fairness(fair_changes, fair_streamlets)
+                    log(f"fairness: {fmt_fair(results['fairness'])}")
                 measure_status(bench, results, changes, periods)
                 results["info"]["Load average at end (1/5/15 min)"] = " / ".join(
                     f"{x:.2f}" for x in os.getloadavg()
@@ -1050,6 +1283,15 @@ def run(args: argparse.Namespace, plane: ControlPlane | None = None) -> dict[str
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results
+
+
+def fmt_fair(fair: dict[str, Any]) -> str:
+    skip = {"alone", "during", "progress"}
+    return " ".join(
+        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in fair.items()
+        if k not in skip
+    )
 
 
 def fmt(values: dict[str, float]) -> str:
@@ -1069,6 +1311,18 @@ def main(argv: Sequence[str] | None = None, plane: ControlPlane | None = None) -
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the uncounted warm-up round (smoke)"
+    )
+    parser.add_argument(
+        "--fair-changes",
+        type=int,
+        default=None,
+        help="section 5: B's changes (default 10; 0 skips)",
+    )
+    parser.add_argument(
+        "--fair-streamlets",
+        type=int,
+        default=None,
+        help="section 5: A's streamlets (default: limits.maxStreamlets' default, 1000)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also dump the raw figures")
     parser.add_argument(

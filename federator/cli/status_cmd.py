@@ -156,6 +156,25 @@ def _children(status: Any) -> list[dict[str, str]]:
     return found
 
 
+def _inventory(status: Any) -> dict[str, Any] | None:
+    """`status.inventory` when the operator summarised the children (too many to list)."""
+    summary = fields.get(status, "inventory")
+    if not isinstance(summary, Mapping) or summary.get("summarised") is not True:
+        return None
+    counts: dict[str, dict[str, int]] = {}
+    for item in _list(summary.get("counts")):
+        n = fields.as_int(fields.get(item, "count"))
+        kind = fields.as_str(fields.get(item, "kind"))
+        health = fields.as_str(fields.get(item, "health"))
+        if kind and health and n is not None:
+            counts.setdefault(kind, {})[health] = n
+    return {
+        "total": fields.as_int(summary.get("total")),
+        "listed": fields.as_int(summary.get("listed")),
+        "counts": counts,
+    }
+
+
 def summarize(body: Body) -> dict[str, Any]:
     """The status of one Application as plain data (what ``-o json|yaml`` prints).
 
@@ -183,6 +202,7 @@ def summarize(body: Body) -> dict[str, Any]:
         "summary": fields.as_str(status.get("summary")),
         "conditions": _conditions(status),
         "children": _children(status),
+        "inventory": _inventory(status),
     }
 
 
@@ -323,6 +343,17 @@ def format_app_detail(body: Body, *, now: datetime | None = None, wide: bool = F
         lines += [f"  - {_text(problem)}" for problem in problems]
     children = summary["children"]
     lines.append("")
+    counted = summary["inventory"]
+    if counted is not None:
+        by_kind = "; ".join(
+            f"{_text(kind)}: " + ", ".join(f"{n} {_text(h)}" for h, n in sorted(by_health.items()))
+            for kind, by_health in sorted(counted["counts"].items())
+        )
+        lines.append(
+            f"Inventory:   {counted['total']} children, too many to list all: "
+            f"{len(children)} shown, those that are not Healthy, worst first"
+        )
+        lines.append(f"             {by_kind}")
     if not children:
         lines.append("Children:    none")
         return "\n".join(lines) + "\n"

@@ -45,6 +45,10 @@ class Code(StrEnum):
     FLINK_JOB = "FlinkJobConfig"
     SERVICE_ACCOUNT_REQUIRED = "ServiceAccountRequired"
     """The platform's lock-down: an Application must name the ServiceAccount it writes as."""
+    TOO_MANY_STREAMLETS = "TooManyStreamlets"
+    """More streamlets than the operator's `limits.maxStreamlets`."""
+    TOO_MANY_CHILDREN = "TooManyChildren"
+    """More children (streamlets and managed topics) than the operator's `limits.maxChildren`."""
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

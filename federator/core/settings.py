@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from federator.core import limits as app_limits
 from federator.core import topicpolicy
 from federator.core.podsecurity import Level
 
@@ -144,6 +145,8 @@ class Settings:
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     pod_security: PodSecuritySettings = field(default_factory=PodSecuritySettings)
     impersonation: ImpersonationSettings = field(default_factory=ImpersonationSettings)
+    limits: app_limits.Limits = field(default_factory=app_limits.Limits)
+    """How big one Application may be (`limits.maxStreamlets`, `limits.maxChildren`)."""
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -229,7 +232,9 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
     if not isinstance(data, Mapping):
         raise SettingsError("settings: expected a mapping at the top level")
     _reject_unknown(
-        data, {"kafkaClusters", "flink", "operator", "podSecurity", "impersonation"}, "settings"
+        data,
+        {"kafkaClusters", "flink", "operator", "podSecurity", "impersonation", "limits"},
+        "settings",
     )
     clusters = []
     seen: set[str] = set()
@@ -305,4 +310,13 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         operator=operator,
         pod_security=_pod_security(data),
         impersonation=_impersonation(data),
+        limits=_limits(data),
     )
+
+
+def _limits(data: Mapping[str, Any]) -> app_limits.Limits:
+    try:
+        return app_limits.parse(_get(data, "limits", Mapping, "settings", {}))
+    except app_limits.LimitsError as exc:
+        where = "settings.limits" + (f".{exc.key}" if exc.key else "")
+        raise SettingsError(f"{where}: {exc}") from None

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 from jsonschema.protocols import Validator
 
-from federator.core import blockcheck, model, openapi, topicpolicy, topology
+from federator.core import blockcheck, limits, model, openapi, topicpolicy, topology
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -249,12 +249,20 @@ def validate(body: Mapping[str, Any], settings: Settings) -> Result:
     if not isinstance(body, Mapping):
         body = {}
     problems = _envelope_problems(body)
+    if oversized := limits.streamlet_problems(body, settings.limits):
+        empty = model.from_body({"metadata": body.get("metadata")})
+        return Result(
+            problems=tuple(problems + oversized), app=empty, topology=topology.build(empty)[0]
+        )
     problems += schema_problems(body)
     app = model.from_body(body)
     problems += _cel_mirror(app)
     problems += _runtime_block_problems(body)
     topo, semantic = topology.build(app, topicpolicy.implicit_prefix(app, settings))
     problems += semantic
+    problems += limits.children_problems(
+        len(app.streamlets), sum(1 for t in topo.topics if t.managed), settings.limits
+    )
     problems += _cluster_problems(app, settings)
     problems += topicpolicy.problems(app, settings)
     problems += _required_runtime_fields(app, settings)

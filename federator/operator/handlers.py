@@ -8,34 +8,45 @@
   `federator.io/application` annotation, so health follows the delegates (except the echo of
   our own apply: the very version the applying reconcile already saw).
 - Application deleted: the finalizer deletes Delete-policy topics and cross-namespace
-  children; the garbage collector removes the owned rest.
+  children; the garbage collector removes the owned rest. A failure that retrying may fix
+  holds the deletion (with backoff) for at most `FINALIZE_DEADLINE`; a refusal never does:
+  the Application goes, and a Warning Event names what was left behind (`finalize_delay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
 
 from federator.core import naming, runtimes
 from federator.core.settings import Settings
-from federator.operator.reconciler import Reconciler
-from federator.operator.workers import Workers
+from federator.kube.client import KubeError
+from federator.operator.diffbase import DigestDiffBase
+from federator.operator.reconciler import DeletionIncomplete, Reconciler
+from federator.operator.workers import MAX_BACKOFF, Workers
 
 GROUP, VERSION, PLURAL = "federator.io", "v1alpha1", "applications"
 FINALIZER = "federator.io/finalizer"
 MANAGED = {naming.MANAGED_BY: naming.MANAGER}
+FINALIZE_DEADLINE = 600.0
+"""Seconds a deletion may be held by failures that retrying could fix (the API server
+unavailable, 5xx, 429, timeouts, conflicts). Past it the Application is let go and what is
+left is named in a Warning Event: a deletion always completes, and what it can leave behind
+is only ever kept, never lost (Delete-policy topics, children in other namespaces)."""
 
 log = logging.getLogger("federator.handlers")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """kopf's own bookkeeping goes to annotations, never into the Application's status."""
+    """kopf's own bookkeeping goes to annotations, never into the Application's status; its
+    last-handled configuration is a digest, a few hundred bytes whatever the spec's size."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="federator.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DigestDiffBase(
         prefix="federator.io", key="last-handled-configuration"
     )
     settings.persistence.finalizer = FINALIZER
@@ -43,6 +54,30 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+
+
+def finalize_delay(error: Exception, elapsed: float, retry: int) -> float | None:
+    """After a failed finalization: seconds to wait before trying again, or None to let the
+    Application go now. A refusal (403, 404, 422: the API server's answer will not change by
+    asking again) never holds a deletion; anything else is retried with backoff, up to
+    `FINALIZE_DEADLINE` seconds after the first try."""
+    refused = isinstance(error, KubeError | DeletionIncomplete) and not error.retryable
+    if refused or elapsed >= FINALIZE_DEADLINE:
+        return None
+    return float(min(2.0**retry, MAX_BACKOFF, max(1.0, FINALIZE_DEADLINE - elapsed)))
+
+
+def left_behind(error: Exception, elapsed: float) -> str:
+    """The Warning Event's message when a deletion completes without finishing its work."""
+    why = (
+        f"still failing after {elapsed:.0f}s"
+        if getattr(error, "retryable", True)
+        else "refused by the API server"
+    )
+    return (
+        f"the Application was deleted, but federator could not delete everything it should "
+        f"({why}): {error}; delete what is left by hand if it must go"
+    )
 
 
 def connection_info(conf: Any) -> kopf.ConnectionInfo:
@@ -147,12 +182,17 @@ def build_registry(
     )(kick_fresh)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
-    async def finalize(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    async def finalize(
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        retry: int,
+        runtime: datetime.timedelta,
+        **_: Any,
+    ) -> None:
         workers.forget(namespace or "", name)
         early.discard((namespace or "", name))
-        deleted = await asyncio.to_thread(reconciler.finalize, dict(body))
-        if deleted:
-            log.info("application %s/%s deleted; removed %s", namespace, name, ", ".join(deleted))
+        await finalize_application(workers, reconciler, dict(body), retry, runtime)
 
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         event = event or {}
@@ -180,3 +220,40 @@ def build_registry(
             labels=MANAGED,
         )(child_changed)
     return registry
+
+
+async def finalize_application(
+    workers: Workers,
+    reconciler: Reconciler,
+    body: Mapping[str, Any],
+    retry: int,
+    runtime: datetime.timedelta,
+) -> None:
+    """The finalizer's work; returning lets kopf remove the finalizer, `kopf.TemporaryError`
+    holds the deletion until the next try (`finalize_delay` decides which)."""
+    meta = body.get("metadata") or {}
+    where = f"{meta.get('namespace')}/{meta.get('name')}"
+    try:
+        deleted = await asyncio.to_thread(reconciler.finalize, body)
+    except Exception as exc:
+        elapsed = runtime.total_seconds()
+        delay = finalize_delay(exc, elapsed, retry)
+        if delay is not None:
+            raise kopf.TemporaryError(f"finalization failed: {exc}", delay=delay) from exc
+        log.warning("application %s deleted unfinished: %s", where, exc)
+        await asyncio.to_thread(
+            workers.kube.event,
+            body,
+            type_="Warning",
+            reason="DeletionIncomplete",
+            message=left_behind(exc, elapsed),
+        )
+        return
+    if deleted:
+        log.info(
+            "application %s deleted; removed %d: %s%s",
+            where,
+            len(deleted),
+            ", ".join(deleted[:10]),
+            ", ..." if len(deleted) > 10 else "",
+        )

@@ -12,12 +12,12 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from federator.core import compiler, health, model, naming, runtimes
+from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
     InventoryItem,
@@ -42,6 +42,7 @@ from federator.kube.client import (
     split_api_version,
 )
 from federator.kube.discovery import DiscoveryCache
+from federator.operator.fairness import FairPool
 from federator.operator.status import build_status, child_entry
 from federator.operator.watch_cache import WatchCache
 
@@ -93,6 +94,19 @@ def apply_failure(
     )
 
 
+class DeletionIncomplete(Exception):
+    """Finalization tried every deletion and some failed: `left` says which and why;
+    `retryable` whether trying again may help (a transient failure among them)."""
+
+    def __init__(self, deleted: tuple[str, ...], left: tuple[tuple[str, KubeError], ...]) -> None:
+        self.deleted = deleted
+        self.left = left
+        self.retryable = any(error.retryable for _, error in left)
+        details = "; ".join(f"{name}: {error}" for name, error in left[:5])
+        more = f"; and {len(left) - 5} more" if len(left) > 5 else ""
+        super().__init__(f"{len(left)} object(s) not deleted: {details}{more}")
+
+
 def _version(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -108,8 +122,14 @@ COMPILED_CACHE = 256
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
 OBSERVERS = 8
-"""Concurrent GETs and applies of one reconcile's children (a shared pool, so many applications
-reconciling at once never open more connections than this)."""
+"""Concurrent GETs and applies of children (a shared pool, so many applications reconciling at
+once never open more connections than this), served to the applications in turn."""
+CHUNK = 4 * OBSERVERS
+"""Children a reconcile works through before it lets a waiting application's reconcile go first
+(`Reconciler.pace`): a few round trips, so a small application waits that long, not for
+thousands of another's children."""
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRef:
@@ -166,9 +186,21 @@ class Reconciler:
     _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
     cache: WatchCache = field(default_factory=WatchCache)
     on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
-    _pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(OBSERVERS, thread_name_prefix="observe")
-    )
+    _pool: FairPool = field(default_factory=lambda: FairPool(OBSERVERS, name="observe"))
+    pace: Callable[[], None] | None = None
+    """Called between chunks of a large reconcile: the worker passes its turn there when
+    another application waits (`fairness.Turns.pass_turn`)."""
+
+    def _map(self, owner: str, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`fn` over `items` on the shared pool in `owner`'s turn, CHUNK at a time, pacing
+        between chunks: one application's thousands of children are interleaved with the
+        others' few instead of queued before them."""
+        out: list[R] = []
+        for start in range(0, len(items), CHUNK):
+            if start and self.pace is not None:
+                self.pace()
+            out += self._pool.map(owner, fn, items[start : start + CHUNK])
+        return out
 
     # -- observation
 
@@ -187,12 +219,12 @@ class Reconciler:
             self.on_read("api", kind)
         return self.kube.get(ref_of(kind, api_version, namespace, name))
 
-    def _observe_all(self, wanted: list[tuple[str, str, str, str]], *, fresh: bool) -> list[Any]:
+    def _observe_all(
+        self, wanted: list[tuple[str, str, str, str]], *, fresh: bool, owner: str = ""
+    ) -> list[Any]:
         """Every child; the GETs of the cache misses run concurrently (one round trip of
-        latency instead of one per child)."""
-        if len(wanted) <= 1:
-            return [self._observe(*w, fresh=fresh) for w in wanted]
-        return list(self._pool.map(lambda w: self._observe(*w, fresh=fresh), wanted))
+        latency instead of one per child), in `owner`'s turn."""
+        return self._map(owner, lambda w: self._observe(*w, fresh=fresh), wanted)
 
     def prime_cache(self, namespaces: Sequence[str]) -> None:
         """List the managed children of every installed delegate kind (in `namespaces`, or all
@@ -320,7 +352,9 @@ class Reconciler:
                 continue
             to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
         for key, got in zip(
-            to_observe, self._observe_all(list(to_observe.values()), fresh=fresh), strict=True
+            to_observe,
+            self._observe_all(list(to_observe.values()), fresh=fresh, owner=owner),
+            strict=True,
         ):
             if got is not None:
                 live[key] = got
@@ -328,8 +362,15 @@ class Reconciler:
             key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
             for key, b in live.items()
         }
-        # A restart or resync also looks for children a crash kept out of the inventory.
-        found = self._find_owned(owner, installed, discovered.served) if fresh else []
+        # A restart or resync also looks for children a crash kept out of the inventory; so
+        # does a spec change when the inventory is summarised: it does not name every child,
+        # and what left the spec must still be pruned (the reconcile of the previous generation
+        # already pruned what it removed; its failed prunes are in the status, not Healthy,
+        # or, when even those did not fit, retried at the resync, which always lists).
+        listing = fresh or (
+            summarised(previous) and previous.get("observedGeneration") != generation
+        )
+        found = self._find_owned(owner, installed, discovered.served) if listing else []
         external = {t.name for t in compiled.topology.topics if not t.managed}
 
         def decide() -> Plan:
@@ -601,9 +642,7 @@ class Reconciler:
             except KubeError as exc:
                 return exc
 
-        results = (
-            list(self._pool.map(one, children)) if len(children) > 1 else [one(c) for c in children]
-        )
+        results = self._map(owner, one, children)
         applied: list[str] = []
         failed: dict[Key, health.ChildHealth] = {}
         missing = self._account_missing(account, [r for r in results if isinstance(r, KubeError)])
@@ -685,37 +724,52 @@ class Reconciler:
         fresh: bool,
     ) -> Outcome:
         """Invalid spec: nothing applied, nothing deleted; the previous children keep running
-        and their health is still reported."""
+        and their health is still reported (all of them: a summarised inventory lists only
+        some, so they are listed in the cluster, and the status stays summarised)."""
         suspended = bool((body.get("spec") or {}).get("suspend") is True)
-        installed = self.discovery.get().installed
+        discovered = self.discovery.get()
+        installed = discovered.installed
+        meta = body.get("metadata") or {}
+        owner = f"{meta.get('namespace')}/{meta.get('name')}"
+        listed: dict[Key, Mapping[str, Any]] = {}
+        if summarised(previous):
+            found = self._find_owned(owner, installed, discovered.served)
+            listed = {f.key: f.body for f in found}
+            known = {i.key for i in inventory}
+            inventory = inventory + [
+                InventoryItem.from_body(f.body) for f in found if f.key not in known
+            ]
+        wanted = [
+            i
+            for i in inventory
+            if i.key not in listed and runtimes.BY_KIND[i.kind].served(installed)
+        ]
+        got = self._observe_all(
+            [(i.kind, i.api_version, i.namespace, i.name) for i in wanted],
+            fresh=fresh,
+            owner=owner,
+        )
+        live_by_key = {**{i.key: b for i, b in zip(wanted, got, strict=True)}, **listed}
+        hashes = {
+            (e.get("kind"), e.get("name")): e.get("specHash")
+            for e in previous.get("children") or []
+            if isinstance(e, Mapping)
+        }
         reports = []
         entries = []
         for item in inventory:
             delegate = runtimes.BY_KIND[item.kind]
             present = delegate.served(installed)
-            live = (
-                self._observe(item.kind, item.api_version, item.namespace, item.name, fresh=fresh)
-                if present
-                else None
-            )
             verdict = health.assess(
                 item.kind,
-                live,
+                live_by_key.get(item.key) if present else None,
                 suspended=suspended,
                 now=self.clock(),
                 delegate_installed=present,
                 operator_hint=delegate.operator,
             )
             reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
-            old_hash = next(
-                (
-                    e.get("specHash")
-                    for e in previous.get("children") or []
-                    if e.get("kind") == item.kind and e.get("name") == item.name
-                ),
-                None,
-            )
-            entries.append(child_entry(item, verdict, old_hash))
+            entries.append(child_entry(item, verdict, hashes.get((item.kind, item.name))))
         problems = tuple(str(p) for p in exc.problems)
         app_health = health.aggregate(reports, problems=problems, suspended=suspended)
         status = build_status(
@@ -740,7 +794,11 @@ class Reconciler:
         that lives there) is made as its ServiceAccount, like every write there; if that
         account may not delete, the object is left in place with a Warning Event naming the
         missing permission: neither deleted with federator's own rights (which the author may
-        not have) nor holding the Application's deletion forever."""
+        not have) nor holding the Application's deletion forever.
+
+        Bounded: what the listing found is not read again, the rest is read and deleted
+        concurrently. Every deletion is tried; then `DeletionIncomplete` names the failures
+        (the handler decides whether they hold the deletion: `handlers.finalize_delay`)."""
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         owner = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -760,10 +818,22 @@ class Reconciler:
         discovered = self.discovery.get()
         found = self._find_owned(owner, discovered.installed, discovered.served, strict=True)
         observed: dict[Key, Observed] = {}
-        for item in inventory:
-            if not runtimes.BY_KIND[item.kind].served(discovered.installed):
-                continue
-            live = self.kube.get(ref_of(item.kind, item.api_version, item.namespace, item.name))
+        listed = {f.key for f in found}
+        unlisted = [
+            i
+            for i in inventory
+            if i.key not in listed and runtimes.BY_KIND[i.kind].served(discovered.installed)
+        ]
+        # Bounded work: only what the listing did not show is read, concurrently.
+        for item, live in zip(
+            unlisted,
+            self._map(
+                owner,
+                lambda i: self.kube.get(ref_of(i.kind, i.api_version, i.namespace, i.name)),
+                unlisted,
+            ),
+            strict=True,
+        ):
             if live is not None:
                 observed[item.key] = Observed.from_body(live, _UNASSESSED)
         with self._lock:  # nothing of a deleted application is remembered
@@ -772,26 +842,26 @@ class Reconciler:
                 self._marks.pop(key, None)
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
         account = self._account(model.from_body(body))
-        deleted = []
-        for item in deletion_plan(
+        doomed = deletion_plan(
             inventory,
             app_namespace=str(meta.get("namespace")),
             deletion_policy=policy,
             owner=owner,
             observed=observed,
             found=found,
-        ):
+        )
+
+        def delete(item: InventoryItem) -> bool | KubeError:
             user = acting_as(item.namespace, account)
             try:
-                if self._writer(item.namespace, account).delete(
+                return self._writer(item.namespace, account).delete(
                     ref_of(item.kind, item.api_version, item.namespace, item.name),
                     item.kind,
                     uid=uids.get(item.key),
-                ):
-                    deleted.append(f"{item.kind}/{item.name}")
+                )
             except Forbidden as exc:
                 if user is None:
-                    raise  # federator's own rights: retried (with backoff) until granted
+                    return exc  # federator's own rights: held, retried until granted
                 message = (
                     f"{item.kind} {item.namespace}/{item.name} is left in place: "
                     + forbidden.explain(
@@ -803,4 +873,17 @@ class Reconciler:
                 )
                 log.warning("%s: %s", owner, message)
                 self.kube.event(body, type_="Warning", reason="DeleteForbidden", message=message)
+                return False
+            except KubeError as exc:
+                return exc
+
+        deleted: list[str] = []
+        left: list[tuple[str, KubeError]] = []
+        for item, got in zip(doomed, self._map(owner, delete, doomed), strict=True):
+            if isinstance(got, KubeError):
+                left.append((f"{item.kind}/{item.name}", got))
+            elif got:
+                deleted.append(f"{item.kind}/{item.name}")
+        if left:  # every deletion was tried; say which failed, and whether retrying may help
+            raise DeletionIncomplete(tuple(deleted), tuple(left))
         return tuple(deleted)

@@ -15,22 +15,30 @@ from federator.core.settings import Settings
 from federator.kube.client import Kube
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
+from federator.operator.fairness import Turns
 from federator.operator.handlers import build_registry
 from federator.operator.reconciler import Reconciler
-from federator.operator.workers import Workers
+from federator.operator.workers import RECONCILERS, Workers
 
 log = logging.getLogger("federator.run")
+CONNECTIONS = 32
+"""HTTP connections kept open to the API server. The client's default (5 per CPU: 10 here) is
+fewer than the threads that use it at once (the child pool, the reconciles, the Event
+posters), and urllib3 closes every connection beyond its pool: under load, each request then
+paid a new TLS handshake ("Connection pool is full, discarding connection")."""
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
     """From --kubeconfig, else $KUBECONFIG / ~/.kube/config, else the in-cluster identity."""
-    if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-any-return,no-untyped-call]
+    conf = client.Configuration()
     try:
-        return config.new_client_from_config()  # type: ignore[no-any-return,no-untyped-call]
+        config.load_kube_config(config_file=kubeconfig, client_configuration=conf)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        if kubeconfig:
+            raise
+        config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
+    conf.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(conf)
 
 
 def run(
@@ -54,17 +62,20 @@ def run(
     kube = Kube(api_client(kubeconfig))
     metrics = Metrics()
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
+    turns = Turns(RECONCILERS)  # a large reconcile passes its turn between chunks
     reconciler = Reconciler(
         kube=kube,
         settings=settings,
         discovery=DiscoveryCache(kube),
         on_read=metrics.count_child_read,  # type: ignore[arg-type]
+        pace=turns.pass_turn,
     )
     workers = Workers(
         kube=kube,
         reconciler=reconciler,
         metrics=metrics,
         debounce=settings.operator.status_debounce_seconds,
+        turns=turns,
     )
     watched = tuple(namespaces) or settings.operator.namespaces
     if settings.operator.metrics_port:

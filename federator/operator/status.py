@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from federator.core import health
+from federator.core import health, inventory, limits
 from federator.core.plan import InventoryItem
 
 
@@ -43,8 +43,10 @@ def build_status(
     generation: int,
     now: str,
 ) -> dict[str, Any]:
-    """The whole status, with lastTransitionTime kept where a condition did not change."""
-    return {
+    """The whole status, with lastTransitionTime kept where a condition did not change, within
+    `limits.STATUS_BYTES`: a large inventory is summarised (`core.inventory`); `inventory` is
+    None otherwise, which the merge patch of the status turns into removing a previous one."""
+    status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": app_health.phase,
         "ready": app_health.ready,
@@ -56,5 +58,10 @@ def build_status(
             now=now,
             observed_generation=generation,
         ),
-        "children": list(children),
+        "children": [],
+        "inventory": None,
     }
+    listed, summary = inventory.fit(children, limits.STATUS_BYTES - inventory.size(status))
+    status["children"] = list(listed)
+    status["inventory"] = summary
+    return status

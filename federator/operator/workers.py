@@ -7,13 +7,16 @@ on within milliseconds, a burst of child events (events closer together than the
 to `debounce` seconds) yields one reconcile and at most one status write, and a sustained
 stream of events at most one reconcile per `MIN_INTERVAL`; the echoes of our own applies
 trigger nothing. One failing application never blocks or slows the others (each has its own
-task; the blocking work runs in threads).
+task; the blocking work runs in threads), and one huge application never starves them: at most
+`RECONCILERS` reconciles run at once, granted in turn (`fairness.Turns`), and a reconcile
+working through thousands of children lets waiting applications go first between chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +26,7 @@ from typing import Any
 from federator.core import health
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
+from federator.operator.fairness import Closed, Turns
 from federator.operator.reconciler import Outcome, Reconciler
 from federator.operator.watch_cache import WatchCache
 
@@ -38,6 +42,13 @@ MIN_INTERVAL = 0.05
 """Seconds between the starts of two reconciles of one application (capped by the debounce
 window): bounds the reconciles and status writes of an application whose children change
 continuously, without delaying the next wave of an application being deployed."""
+RECONCILERS = 4
+"""Reconciles running at once. Reconciles wait on the API server most of the time and share
+the child pool (`reconciler.OBSERVERS` threads), so a few suffice; more would only hold more
+applications in memory at once and share the same CPU."""
+THREADS = 64
+"""Threads a reconcile may wait for its turn in (the wait blocks a thread, not the event
+loop); applications beyond that wait in the executor's queue, also in arrival order."""
 Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of a child event
 
 
@@ -62,6 +73,11 @@ class Workers:
     apps: WatchCache = field(default_factory=WatchCache)  # Applications, fed by kopf's watch
     _poster: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="events")
+    )
+    turns: Turns = field(default_factory=lambda: Turns(RECONCILERS))
+    """Shared with the reconciler, whose `pace` passes the turn between chunks."""
+    _threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(THREADS, thread_name_prefix="reconcile")
     )
 
     def kick(
@@ -107,6 +123,7 @@ class Workers:
             self.metrics.forget(namespace, name)
 
     async def stop(self) -> None:
+        self.turns.close()  # reconciles waiting for a turn in their threads never start
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -126,7 +143,11 @@ class Workers:
                 continue  # only the echoes of our own applies: nothing new to see
             self._started[key] = asyncio.get_running_loop().time()
             try:
-                outcome = await asyncio.to_thread(self.once, *key, fresh=fresh)
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    self._threads, functools.partial(self.once, *key, fresh=fresh)
+                )
+            except Closed:
+                return  # the operator is stopping
             except KubeError as exc:
                 if not exc.retryable:
                     # A refusal (4xx) does not go away by asking again: the next change of the
@@ -176,9 +197,13 @@ class Workers:
             await asyncio.sleep(wake - now)
 
     def once(self, namespace: str, name: str, *, fresh: bool = False) -> Outcome | None:
-        """Reconcile one application now (blocking). None when it is gone or being deleted.
-        The application is read from the watch cache unless `fresh`, or unless our own last
-        status write has not echoed yet (then the cached status would be older than ours)."""
+        """Reconcile one application now (blocking, in its turn). None when it is gone or being
+        deleted. The application is read from the watch cache unless `fresh`, or unless our own
+        last status write has not echoed yet (then the cached status would be older than ours)."""
+        with self.turns.turn():
+            return self._once(namespace, name, fresh=fresh)
+
+    def _once(self, namespace: str, name: str, *, fresh: bool) -> Outcome | None:
         known, cached = (False, None) if fresh else self.apps.lookup(app_key(namespace, name))
         body = dict(cached) if known and cached is not None else None
         if body is None:

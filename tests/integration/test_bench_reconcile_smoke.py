@@ -44,6 +44,6 @@ def test_reconcile_bench_smoke(cluster: Cluster, tmp_path: Path) -> None:
     assert "<!-- bench:compile:start -->\nkept\n<!-- bench:compile:end -->" in text
     section = text[text.index("<!-- bench:reconcile:start -->") :]
     assert section.rstrip().endswith("<!-- bench:reconcile:end -->")
-    for heading in ("### 1.", "### 2.", "### 3.", "### 4.", "Goals"):
+    for heading in ("### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "Goals"):
         assert heading in section
     assert "zero writes on a no-op resync: **met**" in section

@@ -20,7 +20,8 @@ Aspects covered:
   naming policy values.yaml recommends (a namespace prefix, an allow-list) reaches them as
   documented, and the schema's topicPrefix pattern agrees with the operator's own check; the pod
   security level (default baseline) and ServiceAccount allow-list reach them; so do the
-  impersonation values (default ServiceAccount, lock-down; off by default);
+  impersonation values (default ServiceAccount, lock-down; off by default); the per-application
+  size limits reach them, their defaults are the operator's, and the schema's ceiling is the CRD's;
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
 - values.yaml documents every key.
@@ -42,6 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
+from federator.core import limits
 from federator.core.settings import parse_settings
 from federator.core.topicpolicy import TopicPolicy, template_error
 from federator.devcluster import build
@@ -123,6 +125,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "impersonation": {"defaultServiceAccount": "deployer", "requireServiceAccount": True},
         "watchNamespaces": ["team-a"],
     },
+    "limits": {"limits": {"maxStreamlets": 200, "maxChildren": 600}},
     "long-names": {
         "fullnameOverride": "f" * 70,
         "watchNamespaces": ["team-a"],
@@ -743,6 +746,17 @@ def test_impersonation_is_off_by_default_and_reaches_the_settings(
     assert ("", "serviceaccounts") not in by_ns["kafka"]
 
 
+def test_size_limits_reach_the_settings(rendered: dict[str, str]) -> None:
+    default = parse_settings(settings_of(rendered, "defaults")).limits
+    assert default == limits.Limits()  # the chart's defaults are the operator's
+    assert parse_settings(settings_of(rendered, "limits")).limits == limits.Limits(
+        max_streamlets=200, max_children=600
+    )
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    ceiling = schema["properties"]["limits"]["properties"]["maxStreamlets"]["maximum"]
+    assert ceiling == limits.STREAMLETS_CEILING
+
+
 def test_settings_change_rolls_the_pods(tools: Path, tmp_path: Path) -> None:
     def checksum(values: dict[str, Any]) -> str:
         (deployment,) = [
@@ -842,6 +856,13 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
             id="bad-allowed-namespace",
         ),
         pytest.param({"podSecurity": {"level": "strict"}}, "podSecurity/level", id="pss-level"),
+        pytest.param(
+            {"limits": {"maxStreamlets": limits.STREAMLETS_CEILING + 1}},
+            "maxStreamlets",
+            id="limit-over-the-crd",
+        ),
+        pytest.param({"limits": {"maxChildren": 0}}, "maxChildren", id="no-children"),
+        pytest.param({"limits": {"maxStreamlet": 10}}, "maxStreamlet", id="limits-typo"),
         pytest.param(
             {"podSecurity": {"allowedServiceAccounts": {"team-a": ["Powerful"]}}},
             "allowedServiceAccounts",

@@ -451,6 +451,28 @@ def test_control_characters_never_reach_the_terminal() -> None:
     assert "\\x1b[2J\\x1b]0;pwned\\x07line1 line2 \\u202eevil" in detail
 
 
+def test_a_summarised_inventory_says_so_and_counts_every_child() -> None:
+    body = degraded_app()
+    status = body["status"]
+    status["children"] = [c for c in status["children"] if c["health"] != "Healthy"]
+    status["inventory"] = {
+        "summarised": True,
+        "total": 3000,
+        "listed": len(status["children"]),
+        "counts": [
+            {"kind": "Deployment", "health": "Healthy", "count": 1000},
+            {"kind": "KafkaTopic", "health": "Degraded", "count": 1},
+            {"kind": "KafkaTopic", "health": "Healthy", "count": 1999},
+        ],
+    }
+    out = format_app_detail(body, now=NOW)
+    assert f"3000 children, too many to list all: {len(status['children'])} shown" in out
+    assert "Deployment: 1000 Healthy; KafkaTopic: 1 Degraded, 1999 Healthy" in out
+    single = json.loads(format_summaries([body], "json", single=True))
+    assert single["inventory"]["total"] == 3000
+    assert json.loads(format_summaries([degraded_app()], "json", single=True))["inventory"] is None
+
+
 def test_children_keep_the_operators_order() -> None:
     names = [row[1] for row in table_rows(section(format_app_detail(degraded_app()), "Children:"))]
     assert names[1:] == ["fraud.ingest.out", "fraud.score.out", "fraud-score", "fraud-enrich"]

@@ -162,7 +162,10 @@ reads this shape from /etc/federator/settings.yaml).
       "allowedServiceAccounts" .Values.podSecurity.allowedServiceAccounts)
     "impersonation" (dict
       "defaultServiceAccount" .Values.impersonation.defaultServiceAccount
-      "requireServiceAccount" .Values.impersonation.requireServiceAccount) -}}
+      "requireServiceAccount" .Values.impersonation.requireServiceAccount)
+    "limits" (dict
+      "maxStreamlets" (int .Values.limits.maxStreamlets)
+      "maxChildren" (int .Values.limits.maxChildren)) -}}
 {{- toYaml $settings -}}
 {{- end -}}
 

@@ -33,11 +33,10 @@ from federator.kube.client import (
     IMPERSONATE_USER,
     Forbidden,
     Kube,
-    KubeError,
     ResourceRef,
 )
 from federator.kube.forbidden import Denial, explain, split_service_account
-from federator.operator.reconciler import Reconciler, apply_failure
+from federator.operator.reconciler import DeletionIncomplete, Reconciler, apply_failure
 
 # -- settings
 
@@ -580,7 +579,11 @@ def test_the_finalizer_leaves_what_the_account_may_not_delete() -> None:
     )
 
 
-def test_the_finalizer_retries_what_federators_own_identity_may_not_delete() -> None:
+def test_the_finalizer_names_what_federators_own_identity_may_not_delete() -> None:
+    """Federator's own refusal is a platform misconfiguration: every deletion is tried, then
+    DeletionIncomplete names what was left (not retryable: it does not hold the deletion
+    forever; the handler posts it as a Warning Event)."""
     r, _ = finalizer({"federator"})
-    with pytest.raises(KubeError):
+    with pytest.raises(DeletionIncomplete) as caught:
         r.finalize(application_body(None))
+    assert caught.value.left and not caught.value.retryable

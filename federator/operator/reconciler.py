@@ -612,7 +612,8 @@ class Reconciler:
 
         A child believed absent is created (a create fails on any object of that name, so
         federator never writes onto one it did not make, however stale its view); an existing
-        one is server-side applied with its UID as a precondition. Children in the
+        one is server-side applied with its UID as a precondition, its fields claimed from a
+        create first. Children in the
         application's namespace are written as its ServiceAccount (`account`), when it has
         one; a read of what holds a name stays federator's own."""
         for child in children:
@@ -625,10 +626,12 @@ class Reconciler:
                 writer = self._writer(child.namespace, account)
                 if current is None:
                     try:
+                        # One write: the create's `Update` entry of managedFields is claimed
+                        # for the apply manager just before the next apply of this child
+                        # (`_apply_existing`), the only write whose field pruning needs it.
                         created = writer.create(ref, child.manifest, child.kind)
-                        claimed = writer.claim_fields(ref, created, child.kind)
-                        self._remember(child.key, created, claimed)
-                        return claimed
+                        self._remember(child.key, created)
+                        return created
                     except Conflict:  # AlreadyExists: look at it, as the plan would have
                         current = self.kube.get(ref)
                         if current is None:

@@ -458,3 +458,40 @@ def test_a_child_applied_just_before_a_crash_is_not_leaked(
     if while_down == "remove-topic":
         delete_app_and_wait(cluster, name)
     eventually(lambda: get(cluster, path) is None, f"{name} gone")
+
+
+def test_a_field_dropped_from_the_spec_leaves_a_child_that_was_created(
+    cluster: Cluster, env: dict[str, Any]
+) -> None:
+    """A child is created (not applied), so its fields start under the create's `Update`
+    entry of managedFields; the next apply claims them first, so a field the spec no longer
+    sets is removed by server-side apply as if an apply had created the child."""
+    name = "dropper"
+    config = {"retention.ms": "1000", "cleanup.policy": "delete"}
+    create(cluster, APPS.format(ns=TEAM), app(name, {"name": "dropper.events", "config": config}))
+    topic = eventually(
+        lambda: get(cluster, f"{TOPICS}/dropper.events"), "the topic created", timeout=60
+    )
+    assert topic["spec"]["config"] == config
+    managers = {(m["manager"], m["operation"]) for m in topic["metadata"]["managedFields"]}
+    assert ("federator", "Update") in managers  # created, not yet claimed
+    path = f"{APPS.format(ns=TEAM)}/{name}"
+    status, got = request(
+        cluster,
+        "PATCH",
+        path,
+        [{"op": "remove", "path": "/spec/topics/0/config/retention.ms"}],
+        content_type="application/json-patch+json",
+    )
+    assert status == 200, got
+
+    def dropped() -> dict[str, Any] | None:
+        now = get(cluster, f"{TOPICS}/dropper.events") or {}
+        return (
+            now if (now.get("spec") or {}).get("config") == {"cleanup.policy": "delete"} else None
+        )
+
+    now = eventually(dropped, "retention.ms removed from the topic", timeout=60)
+    managers = {(m["manager"], m["operation"]) for m in now["metadata"]["managedFields"]}
+    assert ("federator", "Update") not in managers and ("federator", "Apply") in managers
+    delete_app_and_wait(cluster, name)

@@ -473,11 +473,8 @@ def test_children_in_the_namespace_are_written_as_the_account_topics_elsewhere_a
     assert sorted(log) == sorted(
         [
             ("federator", "create", "app.job.out"),
-            ("federator", "claim", "app.job.out"),
             (SA, "create", "app-job"),
-            (SA, "claim", "app-job"),
             (SA, "create", "app.local"),  # a Kafka cluster in the application's namespace
-            (SA, "claim", "app.local"),
         ]
     )
 

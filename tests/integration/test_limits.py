@@ -49,6 +49,7 @@ SPARK_APPS = f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{TEAM}/sparkapplica
 VAP = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
 VAP_BINDING = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings"
 KEPT = "lim-refused.src.out"  # the topic the admission policy keeps
+PROBE = "lim-probe"  # kept too: shows when the policy is in force
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +235,7 @@ def test_a_refused_deletion_does_not_hold_the_application(
             },
             "validations": [
                 {
-                    "expression": f"oldObject.metadata.name != '{KEPT}'",
+                    "expression": f"!(oldObject.metadata.name in ['{KEPT}', '{PROBE}'])",
                     "message": "this topic is kept by the platform team",
                     "reason": "Forbidden",
                 }
@@ -253,10 +254,25 @@ def test_a_refused_deletion_does_not_hold_the_application(
             },
         },
     }
+    probe = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaTopic",
+        "metadata": {"name": PROBE, "namespace": KAFKA},
+        "spec": {"topicName": PROBE},
+    }
     for path, obj in ((VAP, policy), (VAP_BINDING, binding)):
         code, got = cluster.plane.request("POST", path, obj)
         assert code == 201, got
+
+    def in_force() -> bool:
+        """Deleting the probe is refused (re-created if it went before the policy applied)."""
+        code, got = cluster.plane.request("POST", TOPICS, probe)
+        assert code in (201, 409), got
+        return cluster.plane.request("DELETE", f"{TOPICS}/{PROBE}")[0] == 403
+
     try:
+        # The API server enforces a new policy once its informers have it: wait for that.
+        eventually(in_force, "the admission policy in force")
         code, got = cluster.plane.request("POST", APPS, line_of("lim-refused", 1))
         assert code == 201, got
         eventually(
@@ -274,3 +290,7 @@ def test_a_refused_deletion_does_not_hold_the_application(
     finally:
         cluster.plane.request("DELETE", f"{VAP_BINDING}/lim-keep-topic")
         cluster.plane.request("DELETE", f"{VAP}/lim-keep-topic")
+        eventually(
+            lambda: cluster.plane.request("DELETE", f"{TOPICS}/{PROBE}")[0] in (200, 404),
+            "the probe topic deleted",
+        )

@@ -19,9 +19,9 @@ install: $(STAMP)
 controlplane: $(STAMP)
 	$(BIN)/python -m federator.devcluster.build
 
-## Build (cached) the real delegate operators the integration tests run (spark-operator today).
+## Build (cached) the real delegate operators the integration tests run against.
 delegates: $(STAMP)
-	$(BIN)/python -m federator.devcluster.delegates build spark
+	$(BIN)/python -m federator.devcluster.delegates build all
 
 demo: controlplane
 	$(BIN)/federator demo

@@ -218,7 +218,9 @@ def apiserver_args(layout: Layout, extra: Sequence[str] = ()) -> list[str]:
     ]
 
 
-def controller_manager_args(layout: Layout, controllers: Sequence[str] = CONTROLLERS) -> list[str]:
+def controller_manager_args(
+    layout: Layout, controllers: Sequence[str] = CONTROLLERS, extra: Sequence[str] = ()
+) -> list[str]:
     """kube-controller-manager with only the controllers we need; no serving port."""
     return [
         f"--kubeconfig={layout.kubeconfig}",
@@ -230,6 +232,7 @@ def controller_manager_args(layout: Layout, controllers: Sequence[str] = CONTROL
         f"--root-ca-file={layout.ca_file}",
         "--concurrent-gc-syncs=5",
         "--profiling=false",
+        *extra,
     ]
 
 
@@ -424,6 +427,8 @@ class ControlPlane:
     components: Sequence[str] = COMPONENTS
     start_timeout: float = 120.0
     extra_apiserver_args: Sequence[str] = ()
+    # e.g. a higher --kube-api-qps for benches with thousands of Deployments (bench/peer.py)
+    extra_controller_manager_args: Sequence[str] = ()
     workdir_parent: Path | None = None
     user_name: str = TEST_USER
     # PR_SET_PDEATHSIG fires when the *thread* that started the plane ends: start it from a
@@ -733,7 +738,10 @@ class ControlPlane:
             kubeconfig_text(layout.server, self._ca_pem, self.user.name, self.user.token)
         )
         if "kube-controller-manager" in self.components:
-            self._spawn("kube-controller-manager", controller_manager_args(layout))
+            self._spawn(
+                "kube-controller-manager",
+                controller_manager_args(layout, extra=self.extra_controller_manager_args),
+            )
         if "kube-scheduler" in self.components:
             self._spawn("kube-scheduler", scheduler_args(layout))
         if "kwok" in self.components:

@@ -10,9 +10,9 @@ annotations, env, the JSON context) can be turned into kro's `${schema.metadata.
 
 - a KafkaTopic gets `readyWhen` its Ready condition is True: kro creates a resource's
   dependents only once it is ready, which is DESIGN §4's rule (a streamlet waits for its topics);
-- a streamlet child refers to each of its topics (annotation `federator.io/topics`, one CEL
-  reference per topic), which is how kro learns the dependency; its `readyWhen` is its health,
-  so kro's `Ready` means what federator's `Healthy` means;
+- a streamlet child refers to each of its topics that the application creates (annotation
+  `federator.io/topics`, one CEL reference per topic), which is how kro learns the dependency;
+  its `readyWhen` is its health, so kro's `Ready` means what federator's `Healthy` means;
 - `ownerReferences` are dropped (kro tracks its children itself); the KafkaTopics keep the Kafka
   cluster's namespace as a literal.
 
@@ -133,13 +133,13 @@ def resource_for(child: Child, rid: str, topic_ids: Mapping[str, str]) -> dict[s
     labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != MANAGED_BY}
     metadata["labels"] = labels  # kro labels its children managed-by=kro itself
     if child.topic is None:
-        missing = [t for t in child.topics if t not in topic_ids]
-        if missing:
-            raise RgdError(f"{child.name}: topics not in the graph: {missing}")
-        if child.topics:
+        # A topic the application does not create (not in the graph) is not gated on: kro
+        # would need an externalRef to read it; the bench's applications create all theirs.
+        own = [t for t in child.topics if t in topic_ids]
+        if own:
             annotations = dict(metadata.get("annotations") or {})
             annotations[TOPICS_ANNOTATION] = ",".join(
-                "${" + topic_ids[t] + ".metadata.name}" for t in child.topics
+                "${" + topic_ids[t] + ".metadata.name}" for t in own
             )
             metadata["annotations"] = annotations
     manifest["metadata"] = metadata
@@ -189,6 +189,7 @@ def generate(
             "schema": {
                 "apiVersion": "v1alpha1",
                 "kind": instance_kind,
+                "scope": "Namespaced",
                 "spec": {"note": 'string | default=""'},
                 "status": status,
             },

@@ -685,7 +685,11 @@ class Bench:
         ns = side.namespaces[-1]
         names = [f"small-{i:04d}" for i in range(apps)]
         side.start()
-        out: dict[str, Any] = {"rss_start": side.rss() / MIB, "apps": apps}
+        out: dict[str, Any] = {
+            "rss_start": side.rss() / MIB,
+            "apps": apps,
+            "load": os.getloadavg()[0],  # the machine is shared: each phase's own load
+        }
         rss_max = [side.rss()]
         sampling = threading.Event()
 
@@ -885,7 +889,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cycles = args.cycles if args.cycles is not None else (2 if quick else 30)
     kro_bin = kro_build.ensure_kro(out=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="federator-peer-"))
-    results: dict[str, Any] = {"apps": args.apps, "quick": quick}
+    results: dict[str, Any] = {
+        "apps": args.apps,
+        "quick": quick,
+        "order": "kro first, then federator" if args.kro_first else "federator first, then kro",
+    }
     kcm = SCALE_KCM_QPS if args.apps else ()
     try:
         with control_plane(kcm) as plane:
@@ -897,7 +905,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fed.start()
             bench.start_sim()
             try:
-                both: tuple[Side, Side] = (fed, kro)
+                both: tuple[Side, Side] = (kro, fed) if args.kro_first else (fed, kro)
                 if args.apps:
                     for side in both:  # warm the API server, the caches, the simulator
                         warm = bench.create_once(side, side.namespaces[0], "warm-up")
@@ -1076,10 +1084,20 @@ def scale_rows(scale: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str,
         ("idle 30 s: reconciles", "idle_reconciles", "{:,.0f}"),
         ("idle 30 s: GETs at the API server", "idle_gets", "{:,.0f}"),
     )
-    return [
+    rows = [
         (label, fmt.format(f[key]), fmt.format(k[key]), ratio(f[key], k[key]))
         for label, key, fmt in spec
     ]
+    if "load" in f and "load" in k:
+        rows.append(
+            (
+                "load average (1 min) at the phase's start",
+                f"{f['load']:.1f}",
+                f"{k['load']:.1f}",
+                "—",
+            )
+        )
+    return rows
 
 
 def table(rows: Sequence[tuple[str, str, str, str]], first: str) -> list[str]:
@@ -1120,7 +1138,8 @@ def report(results: Mapping[str, Any]) -> str:
             f"`python bench/peer.py --apps {apps}`, measured {date}{quick}: {apps:,} "
             "applications of 11 children (6 streamlets in a line, 5 Spark and one container, "
             "and the 5 topics between them) POSTed at once (8 threads), with only one controller "
-            f"running at a time (federator first, then kro), {results['nodes']} kwok nodes, the "
+            f"running at a time ({results.get('order', 'federator first, then kro')}), "
+            f"{results['nodes']} kwok nodes, the "
             "kube-controller-manager's client limits raised "
             f"({' '.join(SCALE_KCM_QPS)}). Restart: the simulator stopped, the controller "
             "stopped, one SparkApplication set FAILED, the controller started: the time from "
@@ -1146,6 +1165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="seed repeats (default 15)")
     parser.add_argument("--changes", type=int, default=None, help="status changes (default 200)")
     parser.add_argument("--cycles", type=int, default=None, help="create/delete cycles (30)")
+    parser.add_argument(
+        "--kro-first", action="store_true", help="--apps: run kro's phase before federator's"
+    )
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
     parser.add_argument("--json", type=Path, default=None, help="also dump the raw figures")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy the controllers' logs")

@@ -312,6 +312,9 @@ def test_scale_rows_and_report_markers() -> None:
     assert rows["all children created, s"] == ("44.0", "71.0", "0.62")
     assert rows["restart: writes"] == ("0", "2,412", "0.00")
     assert rows["idle 30 s: CPU s"] == ("1.00", "0.00", "—")
+    assert "load average (1 min) at the phase's start" not in rows
+    with_load = peer.scale_rows({"federator": {**side, "load": 7.68}, "kro": {**kro, "load": 6.0}})
+    assert with_load[-1] == ("load average (1 min) at the phase's start", "7.7", "6.0", "—")
     results = {
         "apps": 200,
         "quick": False,

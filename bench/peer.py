@@ -523,17 +523,28 @@ class Bench:
                 f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{ns}/sparkapplications",
                 f"/apis/apps/v1/namespaces/{ns}/deployments",
             ]
+
+        def delete(path: str) -> None:
+            # A collection of thousands can outlast the client's 30 s: ask again until empty.
+            with contextlib.suppress(TimeoutError, OSError):
+                self.plane.request("DELETE", f"{path}?labelSelector={selector}")
+
         for p in paths:
-            self.plane.request("DELETE", f"{p}?labelSelector={selector}")
+            delete(p)
 
         def gone() -> bool:
-            for p in paths:
-                code, body = self.plane.request("GET", f"{p}?labelSelector={selector}&limit=1")
-                if code != 200 or body["items"]:
-                    return False
-            return True
+            left = [
+                p
+                for p in paths
+                if (got := self.plane.request("GET", f"{p}?labelSelector={selector}&limit=1"))[0]
+                != 200
+                or got[1]["items"]
+            ]
+            for p in left:
+                delete(p)
+            return not left
 
-        eventually(gone, "children deleted", 600, 0.2)
+        eventually(gone, "children deleted", 1800, 0.5)
 
     def delete_app(self, side: Side, shape: str, ns: str, name: str) -> None:
         """Delete an application and its children, and wait until they are gone; kro's
@@ -716,7 +727,18 @@ class Bench:
         if not cleanup:  # the last phase: the control plane goes with everything on it
             side.stop()
             return out
-        self.plane.request("DELETE", side.collection(ns, "small"))
+        # One DELETE per application (a DELETE of the whole collection of 1,000 outlasted the
+        # client's 30 s timeout).
+        _, listed = self.plane.request("GET", side.collection(ns, "small"))
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda item: self.plane.request(
+                        "DELETE", f"{side.collection(ns, 'small')}/{item['metadata']['name']}"
+                    ),
+                    listed.get("items", []),
+                )
+            )
         eventually(
             lambda: not self.plane.request("GET", side.collection(ns, "small"))[1].get("items"),
             f"{side.name}: applications deleted",

@@ -44,7 +44,7 @@ SPARK_RECIPE_FILES: tuple[str, ...] = ("pom.xml", "spark-submit", "log4j2.proper
 COMPLETE_MARKER = ".complete"
 
 # Delegates whose recipe lives in their own module (as `RECIPE`), imported only when asked for.
-_RECIPE_MODULES: dict[str, str] = {}
+_RECIPE_MODULES: dict[str, str] = {"flink": "federator.devcluster.flink_operator"}
 
 
 class DelegateBuildError(RuntimeError):
@@ -366,4 +366,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not __main__'s: recipe modules import
+    # federator.devcluster.delegates, and their Recipe must be the class `recipe()` checks.
+    sys.exit(importlib.import_module("federator.devcluster.delegates").main())

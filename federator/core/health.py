@@ -430,13 +430,25 @@ _FLINK_JOB_TERMINAL: Final[dict[str, str]] = {
 
 
 def _flink_error_text(error: str) -> str:
-    """The readable part of the Apache operator's ``status.error`` (a JSON object, usually)."""
+    """The readable part of the Apache operator's ``status.error`` (a JSON object, usually).
+
+    A failed job's top message is Flink's verdict on restarting it ("Recovery is suppressed by
+    NoRestartBackoffTimeStrategy", as the real operator 1.7.0 wrote); what went wrong is the
+    deepest entry of ``throwableList``, so that cause is shown too."""
     try:
         parsed = json.loads(error)
     except ValueError:
         return error
     message = fields.as_str(fields.get(parsed, "message"))
-    return message if message else error
+    if not message:
+        return error
+    causes = fields.get(parsed, "throwableList")
+    if isinstance(causes, list):
+        texts = [fields.as_str(fields.get(c, "message")) for c in causes if isinstance(c, Mapping)]
+        root = next((t for t in reversed(texts) if t), None)
+        if root and root not in message:
+            return f"{message} (caused by {root})"
+    return message
 
 
 def _flink_observed_generation(status: Mapping[str, Any]) -> int | None:

@@ -187,8 +187,11 @@ def operator_conf(namespaces: Sequence[str]) -> str:
             ("kubernetes.operator.watched.namespaces", ",".join(namespaces)),
             ("kubernetes.operator.leader-election.enabled", "false"),
             ("kubernetes.operator.health.probe.enabled", "false"),
-            ("kubernetes.operator.reconcile.interval", "15 s"),
-            ("kubernetes.operator.observer.progress-check.interval", "5 s"),
+            # Quicker than the defaults (60 s, 10 s, 10 s) so a test sees each transition soon;
+            # still long enough to see DEPLOYED_NOT_READY between DEPLOYING and READY.
+            ("kubernetes.operator.reconcile.interval", "10 s"),
+            ("kubernetes.operator.observer.progress-check.interval", "3 s"),
+            ("kubernetes.operator.observer.rest-ready.delay", "3 s"),
         )
     )
 

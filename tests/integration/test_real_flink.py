@@ -74,13 +74,15 @@ class History:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.seen: list[tuple[Any, tuple[Any, Any, Any] | None]] = []
+        self.real: list[tuple[Any, Any, Any]] = []  # the operator's (lifecycle, JM, job)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.wait(0.1):
-            status = (self.cluster.plane.request("GET", APP)[1] or {}).get("status") or {}
+            code, app = self.cluster.plane.request("GET", APP)
+            status = (app.get("status") or {}) if code == 200 else {}
             child = next(
                 (
                     (c.get("health"), c.get("reason"), c.get("message"))
@@ -92,6 +94,15 @@ class History:
             entry = (status.get("phase"), child)
             if not self.seen or self.seen[-1] != entry:
                 self.seen.append(entry)
+            code, got = self.cluster.plane.request("GET", FLINK)
+            real = (got.get("status") or {}) if code == 200 else {}
+            state = (
+                real.get("lifecycleState"),
+                real.get("jobManagerDeploymentStatus"),
+                (real.get("jobStatus") or {}).get("state"),
+            )
+            if real and (not self.real or self.real[-1] != state):
+                self.real.append(state)
 
     def find(self, phase: str, health: str, text: str = "") -> tuple[Any, Any] | None:
         for entry in list(self.seen):
@@ -168,6 +179,10 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield {"standin": standin, "history": history, "tmp": tmp}
     finally:
         history.stop()
+        print("the real operator wrote (lifecycle, JobManager, job):")
+        print("\n".join(f"  {entry}" for entry in history.real))
+        print("federator's Application (phase, FlinkDeployment health):")
+        print("\n".join(f"  {entry}" for entry in history.seen))
         try:
             # The operator's finalizer on the FlinkDeployment needs the operator to go.
             status, _ = plane.request("DELETE", APP)
@@ -286,6 +301,8 @@ def test_a_failed_job_degrades_with_the_operators_message_then_recovers(
         TRANSITION,
     )
     assert entry[1][1] == "FAILED", entry
+    # The operator's error names Flink's restart verdict; its throwableList the cause.
+    assert "simulated job failure" in entry[1][2], entry
     # The operator restarts the failed job on a new JobManager Deployment (a new MiniCluster).
     body = eventually(lambda: healthy(cluster), "Healthy after the operator's restart", CONVERGE)
     assert standin.started > started

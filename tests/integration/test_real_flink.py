@@ -14,8 +14,10 @@ Aspects covered, each with a deadline and in this order (one application through
 - the job fails: the operator's FAILED + error makes the Application Degraded with the operator's
   message; the operator restarts the failed job (`kubernetes.operator.job.restart.failed`) on a
   new JobManager and the Application is Healthy again;
-- suspend (a stop-with-savepoint by the real Flink runtime, the JobManager deleted) -> Suspended,
-  resume from that savepoint -> Healthy.
+- suspend (a stop-with-savepoint by the real Flink runtime) -> Suspended, resume from that
+  savepoint (the old JobManager replaced) -> Healthy;
+- the job cancelled through Flink's REST API -> Degraded JobCanceled; the user's next spec change
+  (a new image) makes the operator deploy it again -> Healthy.
 """
 
 from __future__ import annotations
@@ -329,3 +331,26 @@ def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
     assert standin.started > started  # resumed on a new JobManager Deployment
     resumed = flink_status(cluster)["jobStatus"]
     assert resumed["state"] == "RUNNING" and resumed["jobId"] == real["jobStatus"]["jobId"]
+
+
+def test_a_cancelled_job_degrades_then_a_new_spec_redeploys_it(
+    cluster: Cluster, env: dict[str, Any]
+) -> None:
+    """`flink cancel` behind the operator's back: a streaming job that will not come back by
+    itself. The user's next spec change makes the operator deploy it again."""
+    history: History = env["history"]
+    standin: JobManagerStandIn = env["standin"]
+    started = standin.started
+    standin.cancel(APPS_NS, DEPLOYMENT)
+    entry = eventually(
+        lambda: history.find("Degraded", "Degraded", "CANCELED"), "Degraded (CANCELED)", TRANSITION
+    )
+    assert entry[1][1] == "JobCanceled", entry
+    assert flink_status(cluster)["jobStatus"]["state"] == "CANCELED"
+    body = application(cluster)
+    scorer = next(s for s in body["spec"]["streamlets"] if s["name"] == STREAMLET)
+    scorer["image"] = "registry.example.com/payments/scorer:3.2.0"
+    status, got = cluster.plane.request("PUT", APP, body)
+    assert status == 200, got
+    eventually(lambda: healthy(cluster), "Healthy after the new spec", CONVERGE)
+    assert standin.started > started

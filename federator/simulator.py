@@ -844,12 +844,15 @@ class DelegateSimulator:
 
     ``api_client``: a ``kubernetes.client.ApiClient`` allowed to list the delegate kinds, read
     their CRDs and patch their status. ``namespaces``: only these (default: all namespaces).
-    ``interval``: seconds between ticks of ``run_in_thread``/``run``.
+    ``kinds``: only these delegate kinds (default: all), e.g. every kind but SparkApplication
+    when the real spark-operator runs. ``interval``: seconds between ticks of
+    ``run_in_thread``/``run``.
     """
 
     api_client: Any
     interval: float = DEFAULT_INTERVAL
     namespaces: Sequence[str] | None = None
+    kinds: frozenset[str] | None = None
     label_selector: str = MANAGED_SELECTOR
     discovery_interval: float = DEFAULT_DISCOVERY_INTERVAL
     clock: Callable[[], str] = utc_now
@@ -896,7 +899,7 @@ class DelegateSimulator:
 
         api = CustomObjectsApi(self.api_client)
         found: dict[str, Served] = {}
-        for delegate in DELEGATES:
+        for delegate in self._delegates():
             try:
                 crd = api.get_cluster_custom_object(
                     "apiextensions.k8s.io", "v1", "customresourcedefinitions", delegate.crd_name
@@ -915,6 +918,9 @@ class DelegateSimulator:
             self._discovered_at = time.monotonic()
         return found
 
+    def _delegates(self) -> tuple[Delegate, ...]:
+        return tuple(d for d in DELEGATES if self.kinds is None or d.kind in self.kinds)
+
     # -- ticks
 
     def step(self) -> list[Transition]:
@@ -926,7 +932,7 @@ class DelegateSimulator:
                 since = (
                     None if self._discovered_at is None else time.monotonic() - self._discovered_at
                 )
-                missing = len(self._served) < len(DELEGATES)
+                missing = len(self._served) < len(self._delegates())
             # Absent kinds are looked for often (a CRD installed later is picked up quickly).
             if (
                 since is None

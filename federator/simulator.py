@@ -11,7 +11,9 @@ reads as the intended health (the unit tests check each transition).
 The sequences (each arrow is one tick):
 
 - KafkaTopic (Strimzi): no status -> ``Ready=True`` with ``observedGeneration``, ``topicName``,
-  ``topicId``; a spec change -> ``Ready=True`` for the new generation. The annotations
+  ``topicId``; a spec change -> ``Ready=True`` for the new generation. In broker mode
+  (``kafka_topics``, see ``federator.simulator_broker``) the topics are created and altered on a
+  real Kafka broker instead, and the status is the broker's answer. The annotations
   ``strimzi.io/pause-reconciliation: "true"`` and ``strimzi.io/managed: "false"`` give the
   ``ReconciliationPaused`` and ``Unmanaged`` conditions, as Strimzi does.
 - SparkApplication (Kubeflow): ``""`` -> SUBMITTED (new ``submissionID``) -> RUNNING with one
@@ -52,11 +54,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from federator.core import health, naming
 from federator.core.fields import as_int
 from federator.core.fields import get as _get
+
+if TYPE_CHECKING:
+    from federator.simulator_broker import BrokerTopics
 
 log = logging.getLogger("federator.simulator")
 
@@ -846,7 +851,8 @@ class DelegateSimulator:
     their CRDs and patch their status. ``namespaces``: only these (default: all namespaces).
     ``kinds``: only these delegate kinds (default: all), e.g. every kind but SparkApplication
     when the real spark-operator runs. ``interval``: seconds between ticks of
-    ``run_in_thread``/``run``.
+    ``run_in_thread``/``run``. ``kafka_topics``: broker mode (``federator.simulator_broker``):
+    KafkaTopics are reconciled on a real Kafka broker and their statuses are its answers.
     """
 
     api_client: Any
@@ -856,6 +862,7 @@ class DelegateSimulator:
     label_selector: str = MANAGED_SELECTOR
     discovery_interval: float = DEFAULT_DISCOVERY_INTERVAL
     clock: Callable[[], str] = utc_now
+    kafka_topics: BrokerTopics | None = None
     _served: dict[str, Served] = field(default_factory=dict, init=False, repr=False)
     _discovered_at: float | None = field(default=None, init=False, repr=False)
     _failures: dict[tuple[str, str, str], Failure] = field(
@@ -953,7 +960,26 @@ class DelegateSimulator:
             for uid in list(self._submitted):
                 if uid not in live:
                     del self._submitted[uid]
+            if self.kafka_topics is not None and KAFKA_TOPIC in self.served:
+                self.kafka_topics.sweep(live, self._still_exists)
             return transitions
+
+    def _still_exists(self, namespace: str, name: str, uid: str) -> bool | None:
+        """Whether the KafkaTopic with this uid still exists (None: cannot tell now)."""
+        from kubernetes.client import CustomObjectsApi
+        from kubernetes.client.exceptions import ApiException
+
+        served = self.served.get(KAFKA_TOPIC)
+        if served is None:
+            return None
+        delegate = served.delegate
+        try:
+            body = CustomObjectsApi(self.api_client).get_namespaced_custom_object(
+                delegate.group, served.version, namespace, delegate.plural, name
+            )
+        except ApiException as exc:
+            return False if exc.status == 404 else None
+        return str(_get(body, "metadata", "uid") or "") == uid
 
     def _list(self, api: Any, served: Served) -> Iterable[Mapping[str, Any]]:
         from kubernetes.client.exceptions import ApiException
@@ -989,6 +1015,8 @@ class DelegateSimulator:
         name = _name(body)
         uid = str(_get(body, "metadata", "uid") or "")
         if _get(body, "metadata", "deletionTimestamp"):
+            if kind == KAFKA_TOPIC and self.kafka_topics is not None:
+                self.kafka_topics.deleted(namespace, name, uid)
             return None
         with self._lock:
             requested = self._failures.get((kind, namespace, name))
@@ -1002,13 +1030,16 @@ class DelegateSimulator:
         if kind == SPARK_APPLICATION and uid not in self._submitted and body.get("status"):
             # Seen for the first time with a status (e.g. after a restart): trust it.
             self._submitted[uid] = _generation(body)
-        step = next_step(
-            kind,
-            body,
-            failure=failure,
-            submitted_generation=self._submitted.get(uid),
-            now=self.clock(),
-        )
+        if kind == KAFKA_TOPIC and self.kafka_topics is not None:
+            step = self.kafka_topics.step(body, failure=failure, now=self.clock())
+        else:
+            step = next_step(
+                kind,
+                body,
+                failure=failure,
+                submitted_generation=self._submitted.get(uid),
+                now=self.clock(),
+            )
         if step is None:
             return None
         patch: dict[str, Any] = {

@@ -69,6 +69,8 @@ INSTALL_HINT: Final = (
 DEFAULT_TIMEOUT: Final = 15.0
 DEFAULT_RESYNC_SECONDS: Final = 60.0
 DEFAULT_RETRY_SECONDS: Final = 5.0
+CREATED_DESCRIBE_ATTEMPTS: Final = 5
+CREATED_DESCRIBE_PAUSE: Final = 0.2
 
 # The Java exception Kafka's admin client throws for a broker error code, where its name is not
 # the code's name in CamelCase + "Exception" (the rule for every other code).
@@ -463,11 +465,14 @@ class BrokerTopics:
         generation = _generation(body)
         with self._lock:
             outcome = self._outcomes.get(uid)
+            # A refusal is retried soon, and so is a success without the topic's id (the
+            # broker's metadata lags a creation); a success is resynced to catch drift.
+            unfinished = outcome is not None and (outcome.error or not outcome.topic_id)
             due = (
                 outcome is None
                 or outcome.generation != generation
                 or self.monotonic() - outcome.at
-                >= (self.retry_seconds if outcome.error else self.resync_seconds)
+                >= (self.retry_seconds if unfinished else self.resync_seconds)
             )
             if due:
                 outcome = self._reconcile(body, uid, generation)
@@ -511,7 +516,7 @@ class BrokerTopics:
                 str(_get(body, "metadata", "namespace") or ""), _name(body), name
             )
             log.info("created topic %s on the broker", name)
-            state = self.admin.describe(name)
+            state = self._describe_created(name)
         else:
             if steps.set_config or steps.delete_config:
                 self.admin.alter_config(name, steps.set_config, steps.delete_config)
@@ -520,6 +525,15 @@ class BrokerTopics:
         if state is not None:
             self._topic_ids[name] = state.topic_id
         return steps.refusal
+
+    def _describe_created(self, name: str) -> TopicState | None:
+        """The topic just created: the broker's metadata can lag the controller's a moment."""
+        for _ in range(CREATED_DESCRIBE_ATTEMPTS - 1):
+            state = self.admin.describe(name)
+            if state is not None:
+                return state
+            time.sleep(CREATED_DESCRIBE_PAUSE)
+        return self.admin.describe(name)
 
     def deleted(self, namespace: str, name: str, uid: str) -> bool:
         """The KafkaTopic is gone (or being deleted): delete the topic this simulator created

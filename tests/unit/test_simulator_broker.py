@@ -307,6 +307,31 @@ def test_the_broker_is_called_for_a_new_generation_a_retry_or_a_resync_only() ->
     assert "orders" in broker.topics
 
 
+def test_a_creation_the_brokers_metadata_lags_is_described_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sb, "CREATED_DESCRIBE_PAUSE", 0.0)
+    broker, clock = FakeBroker(), Clock()
+    lagging = {"left": 99}
+    real_describe = broker.describe
+
+    def describe(name: str) -> sb.TopicState | None:
+        if name in broker.topics and lagging["left"] > 0:
+            lagging["left"] -= 1
+            return None
+        return real_describe(name)
+
+    monkeypatch.setattr(broker, "describe", describe)
+    topics = sb.BrokerTopics(broker, retry_seconds=5, monotonic=clock)
+    body = advance(topics, kafka_topic(partitions=1, replicas=1))
+    assert body["status"]["conditions"][0]["status"] == "True"
+    assert "topicId" not in body["status"]  # Ready, the id still unknown
+    lagging["left"] = 0
+    clock.t += 5  # fetched again like a refusal, not only at the next resync
+    body = advance(topics, body)
+    assert body["status"]["topicId"] == broker.topics["orders"].topic_id
+
+
 def test_a_topic_name_change_is_refused_and_the_old_name_kept() -> None:
     broker = FakeBroker()
     topics = sb.BrokerTopics(broker)

@@ -106,9 +106,11 @@ class BrokerError:
 class BrokerFailure(Exception):
     """A broker call failed; carries the status Strimzi would write for it."""
 
-    def __init__(self, error: BrokerError) -> None:
+    def __init__(self, error: BrokerError, *, unreachable: bool = False) -> None:
         super().__init__(error.message)
         self.error = error
+        self.unreachable = unreachable
+        """No broker answered (the client's own error): the others would wait for it too."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,7 @@ def _failure(exc: Exception) -> BrokerFailure:
     if callable(name) and callable(text):
         code = error.code() if callable(getattr(error, "code", None)) else 0
         local = isinstance(code, int) and code < 0  # librdkafka's own errors are negative
-        return BrokerFailure(kafka_error(str(name()), str(text()), local=local))
+        return BrokerFailure(kafka_error(str(name()), str(text()), local=local), unreachable=local)
     return BrokerFailure(BrokerError(REASON_INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"))
 
 
@@ -453,6 +455,7 @@ class BrokerTopics:
     _outcomes: dict[str, _Outcome] = field(default_factory=dict, init=False, repr=False)
     _created: dict[str, _Created] = field(default_factory=dict, init=False, repr=False)
     _topic_ids: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _unreachable: tuple[float, BrokerError] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def step(
@@ -498,10 +501,19 @@ class BrokerTopics:
                 error = BrokerError(
                     REASON_NOT_SUPPORTED, "Changing spec.topicName is not supported"
                 )
+            elif self._unreachable is not None and self.monotonic() < self._unreachable[0]:
+                # The broker did not answer a moment ago: do not wait for it once per topic.
+                error = self._unreachable[1]
             else:
                 error = self._apply(body, uid, wanted)
+                self._unreachable = None
         except BrokerFailure as exc:
             error = exc.error
+            if exc.unreachable:
+                self._unreachable = (self.monotonic() + self.retry_seconds, error)
+        except Exception as exc:  # as Strimzi: an unexpected error's class is the reason
+            log.exception("KafkaTopic %s: reconcile failed", _name(body))
+            error = BrokerError(type(exc).__name__, str(exc) or type(exc).__name__)
         if error is not None:
             log.info("KafkaTopic %s: %s: %s", _name(body), error.reason, error.message)
         return _Outcome(generation, name, self._topic_ids.get(name), error, self.monotonic())

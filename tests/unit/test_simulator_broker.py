@@ -332,6 +332,49 @@ def test_a_creation_the_brokers_metadata_lags_is_described_again(
     assert body["status"]["topicId"] == broker.topics["orders"].topic_id
 
 
+def test_an_unreachable_broker_is_not_waited_for_once_per_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker, clock = FakeBroker(), Clock()
+    down = sb.kafka_error("_TRANSPORT", "Failed to connect", local=True)
+
+    def describe(name: str) -> sb.TopicState | None:
+        broker.calls.append(f"describe {name}")
+        raise sb.BrokerFailure(down, unreachable=True)
+
+    monkeypatch.setattr(broker, "describe", describe)
+    topics = sb.BrokerTopics(broker, retry_seconds=5, monotonic=clock)
+    first = advance(topics, kafka_topic(name="a", uid="a", partitions=1, replicas=1))
+    second = advance(topics, kafka_topic(name="b", uid="b", partitions=1, replicas=1))
+    assert broker.calls == ["describe a"]
+    for body in (first, second):
+        ready = body["status"]["conditions"][0]
+        assert (ready["status"], ready["reason"]) == ("False", "KafkaError")
+        assert ready["message"] == (
+            "org.apache.kafka.common.errors.TimeoutException: Failed to connect"
+        )
+    monkeypatch.undo()
+    clock.t += 5
+    advance(topics, second)
+    assert second["status"]["conditions"][0]["status"] == "True"
+
+
+def test_an_unexpected_error_is_a_status_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = FakeBroker()
+
+    def create(spec: sb.TopicSpec) -> None:
+        raise ValueError("bad argument")
+
+    monkeypatch.setattr(broker, "create", create)
+    body = advance(sb.BrokerTopics(broker), kafka_topic(partitions=1, replicas=1))
+    ready = body["status"]["conditions"][0]
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "ValueError",
+        "bad argument",
+    )
+
+
 def test_a_topic_name_change_is_refused_and_the_old_name_kept() -> None:
     broker = FakeBroker()
     topics = sb.BrokerTopics(broker)

@@ -5,6 +5,7 @@ docs/real-delegates.md) runs on loopback. No Strimzi topic operator can run here
 simulator in broker mode plays it: it creates and alters every KafkaTopic's topic on the broker
 and writes the broker's answer into the KafkaTopic's status as Strimzi does. `federator run`
 deploys the seed application; the broker is checked with Kafka's admin client (confluent-kafka).
+The simulator runs as a developer runs it (`federator simulate --kafka-bootstrap`);
 SparkApplications are simulated, Deployments run on the real controller-manager and kwok.
 
 Aspects covered, each with a deadline and in this order (one application throughout):
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -34,8 +36,6 @@ from federator.devcluster import crdfiles
 from federator.devcluster.delegates import DelegateBuildError
 from federator.devcluster.harness import OperatorProcess, eventually, free_port
 from federator.devcluster.kafka_broker import KafkaBroker, ensure_kafka
-from federator.simulator import DelegateSimulator
-from federator.simulator_broker import broker_topics
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -94,6 +94,57 @@ class Broker:
         return str(described.result(timeout=15).topic_id)
 
 
+class SimulatorProcess:
+    """`federator simulate --kafka-bootstrap B -n APPS -n KAFKA` with its log."""
+
+    def __init__(self, kubeconfig: Path, bootstrap: str, log: Path) -> None:
+        self.log = log
+        self.argv = [
+            sys.executable,
+            "-m",
+            "federator",
+            "simulate",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--interval",
+            "0.2",
+            "-n",
+            APPS_NS,
+            "-n",
+            KAFKA_NS,
+            "--kafka-bootstrap",
+            bootstrap,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+        def started() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError("the simulator exited:\n" + self.log.read_text()[-3000:])
+            return "KafkaTopics on the broker" in self.log.read_text()
+
+        eventually(started, "federator simulate in broker mode", 60)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
 @pytest.fixture(scope="module")
 def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
@@ -131,18 +182,14 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             }
         )
     )
-    # The simulator plays Strimzi's topic operator on the broker, and the Spark operator.
-    simulator = DelegateSimulator(
-        cluster.api,
-        interval=0.2,
-        namespaces=[APPS_NS, KAFKA_NS],
-        kafka_topics=broker_topics(broker.bootstrap, retry_seconds=2.0),
-    )
+    # `federator simulate --kafka-bootstrap` plays Strimzi's topic operator on the broker (and
+    # the Spark operator), as a developer runs it.
+    simulator = SimulatorProcess(cluster.kubeconfig, broker.bootstrap, tmp / "simulator.log")
     federator = OperatorProcess(
         settings, cluster.kubeconfig, tmp / "federator.log", namespaces=[APPS_NS, KAFKA_NS]
     )
-    simulator.run_in_thread()
     try:
+        simulator.start()
         federator.start()
         yield {"broker": Broker(broker.bootstrap)}
     finally:

@@ -1,13 +1,15 @@
 """The delegate simulator's broker mode, against an in-memory one-broker Kafka (no I/O).
 
 Aspects covered:
-- a KafkaTopic's spec as the topic operator sends it (config values rendered like Strimzi's);
+- a KafkaTopic's spec as the topic operator sends it (config values rendered like Strimzi's),
+  for the KafkaTopics federator renders (v1 and v1beta2 alike);
 - the plan: create, alter config (set and delete), increase partitions, refuse a decrease or a
   replication factor change with Strimzi's reason and text;
 - broker errors written as Strimzi writes them (KafkaError + the Java exception's text);
 - the status sequence through BrokerTopics (replicas 2 on one broker -> Ready=False; fixed ->
   Ready=True with the broker's topicId) and what federator's health adapter reads from it;
-- when the broker is called (new generation, retry after a refusal, resync) and when not;
+- when the broker is called (new generation, retry after a refusal, resync) and when not; an
+  unreachable broker is not waited for once per topic; an unexpected error is a status;
 - deletion: only topics the simulator created, only once the KafkaTopic is confirmed gone;
 - the `--kafka-bootstrap` option and a clear error without confluent-kafka.
 """
@@ -15,7 +17,7 @@ Aspects covered:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,8 @@ import pytest
 from federator import simulator_broker as sb
 from federator.cli import main as cli
 from federator.core import health
+from federator.core.compiler import compile_application
+from federator.core.settings import Settings
 from federator.simulator import Failure
 
 NOW = "2026-11-29T18:00:00Z"
@@ -139,6 +143,32 @@ def test_config_values_are_rendered_like_strimzis(
     spec = sb.topic_spec(kafka_topic(partitions=3, config=config))
     assert isinstance(spec, sb.TopicSpec)
     assert dict(spec.config) == expected
+
+
+@pytest.mark.parametrize(
+    ("cluster", "api_version"),
+    [("default", "kafka.strimzi.io/v1"), ("legacy", "kafka.strimzi.io/v1beta2")],
+    ids=["v1", "v1beta2"],
+)
+def test_kafkatopics_as_federator_renders_them_are_read_alike(
+    cluster: str,
+    api_version: str,
+    example_loader: Callable[[str], dict[str, Any]],
+    example_settings: Settings,
+) -> None:
+    body = example_loader("call-record-aggregator.yaml")
+    body["spec"]["kafka"] = {"cluster": cluster}
+    body["spec"]["topicDefaults"]["config"] = {"retention.ms": "7200000"}
+    children = compile_application(body, example_settings).children
+    topics = [c.manifest for c in children if c.kind == "KafkaTopic"]
+    assert len(topics) == 7
+    for manifest in topics:
+        assert manifest["apiVersion"] == api_version
+        spec = sb.topic_spec(manifest)
+        assert spec == sb.TopicSpec(
+            manifest["spec"]["topicName"], 53, 2, {"retention.ms": "7200000"}
+        )
+        assert sb.plan(spec, None) == sb.Plan(create=True)
 
 
 def test_a_config_value_that_cannot_be_rendered_is_an_internal_error() -> None:

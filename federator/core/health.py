@@ -149,6 +149,9 @@ REASON_PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
 REASON_PAUSED: Final = "Paused"
 REASON_SCALED_TO_ZERO: Final = "ScaledToZero"
 
+# Strimzi's KafkaError messages start with the Kafka client exception's class name, e.g.
+# "org.apache.kafka.common.errors.InvalidReplicationFactorException: Unable to replicate ...".
+KAFKA_ERRORS_PACKAGE: Final = "org.apache.kafka.common.errors."
 # Child messages are clipped: a Spark errorMessage can be a whole stack trace.
 MAX_CHILD_MESSAGE: Final = 1024
 # The API server rejects condition messages over 32768 characters.
@@ -240,9 +243,11 @@ def kafka_topic(body: Mapping[str, Any]) -> ChildHealth:
         return stale
     if _condition_is(conditions, "Ready", "False"):
         ready = conditions["Ready"]
+        message = fields.as_str(fields.get(ready, "message")) or ""
         return _degraded(
             fields.as_str(fields.get(ready, "reason")) or REASON_NOT_READY,
-            fields.as_str(fields.get(ready, "message")) or "the topic operator reports Ready=False",
+            # Strimzi writes a broker error as the Java exception's text; its package is noise.
+            message.removeprefix(KAFKA_ERRORS_PACKAGE) or "the topic operator reports Ready=False",
         )
     replicas_change = fields.get(status, "replicasChange")
     if isinstance(replicas_change, Mapping) and replicas_change:

@@ -71,7 +71,7 @@ def in_ci() -> bool:
 
 class History:
     """Every distinct (phase, the Flink child's health) of the Application, polled in the
-    background, so short-lived verdicts (DEPLOYING, FAILED before the restart) are not missed."""
+    background, so short-lived verdicts (DEPLOYING, DEPLOYED_NOT_READY) are not missed."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster

@@ -25,6 +25,7 @@ from federator.core import openapi
 from federator.core.health import ChildHealth, Health
 from federator.core.problems import format_path
 from federator.core.render import Child
+from federator.core.settings import Settings
 
 REASON = "InvalidForInstalledCRD"
 MAX_LISTED = 3
@@ -40,7 +41,8 @@ FIXES: dict[tuple[str, str], str] = {
         "set `flink.flinkVersion` in federator's operator settings (Helm value "
         "`flink.flinkVersion`; federator restarts with new settings) to a version the installed "
         "Flink operator supports, or set `flinkVersion` in this streamlet's `flink` block "
-        "(spec.streamlets[].flink.flinkVersion) to override it for this streamlet only"
+        "(spec.streamlets[].flink.flinkVersion) to override it for this streamlet only; "
+        "the operator's versions: `flink.supportedVersions`"
     ),
 }
 """Fields whose value comes from federator's settings, and how to change them."""
@@ -93,6 +95,9 @@ class Violation:
             cut = len(self.allowed) - MAX_ALLOWED
             more = f" and {cut} more" if cut > 0 else ""
             return f"{self.path}: {self.value!r} is not allowed (allowed: {shown}{more})"
+        if self.what == "not supported":
+            shown = ", ".join(str(v) for v in self.allowed)
+            return f"{self.path}: {self.value!r} is not supported (supported: {shown})"
         if self.what == "unknown field":
             return f"{self.path}: unknown field (the API server would drop it silently)"
         if self.what == "missing":
@@ -142,6 +147,36 @@ def violations(manifest: Mapping[str, Any], validator: Validator) -> list[Violat
     return sorted(found, key=lambda v: v.path)
 
 
+Declared = Mapping[tuple[str, str], tuple[str, ...]]
+"""(kind, field path) -> the values the running operator reads, where the settings say so."""
+DECLARED_BY = {("FlinkDeployment", "spec.flinkVersion"): "`flink.supportedVersions`"}
+
+
+def declared(settings: Settings) -> dict[tuple[str, str], tuple[str, ...]]:
+    """What the settings declare the installed operators read, beyond their CRDs: a CRD newer
+    than its operator lets the API server store what the operator cannot deserialize."""
+    out = {}
+    if settings.flink.supported_versions:
+        out[("FlinkDeployment", "spec.flinkVersion")] = settings.flink.supported_versions
+    return out
+
+
+def _at(manifest: Mapping[str, Any], path: str) -> Any:
+    node: Any = manifest
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _declared_violations(child: Child, restrictions: Declared) -> list[Violation]:
+    found = []
+    for (kind, path), allowed in sorted(restrictions.items()):
+        value = _at(child.manifest, path) if kind == child.kind else None
+        if value is not None and value not in allowed:
+            found.append(Violation(path=path, what="not supported", value=value, allowed=allowed))
+    return found
+
+
 def _fix(child: Child, found: Sequence[Violation]) -> str:
     hints = [FIXES[(child.kind, v.path)] for v in found if (child.kind, v.path) in FIXES]
     if hints:
@@ -155,15 +190,25 @@ def _fix(child: Child, found: Sequence[Violation]) -> str:
     return GENERIC_FIX.format(runtime=runtime)
 
 
-def verdict(child: Child, crd: InstalledCRD) -> ChildHealth | None:
+def verdict(
+    child: Child, crd: InstalledCRD | None, restrictions: Declared | None = None
+) -> ChildHealth | None:
     """None when the child fits the installed CRD (or the CRD does not describe its version:
-    the API server's answer then decides); else a Degraded verdict whose message names each
-    field, its value, what is allowed and how to fix it."""
+    the API server's answer then decides) and what the settings declare the operator reads;
+    else a Degraded verdict whose message names each field, its value, what is allowed and how
+    to fix it."""
     group, _, version = child.api_version.rpartition("/")
-    validator = crd.validator((group, version, child.kind))
-    if validator is None:
-        return None
-    found = violations(child.manifest, validator)
+    validator = crd.validator((group, version, child.kind)) if crd is not None else None
+    found = violations(child.manifest, validator) if validator is not None else []
+    refused_by = []
+    if found and crd is not None:
+        refused_by.append(f"the installed CRD {crd.name} (resourceVersion {crd.resource_version})")
+    seen = {v.path for v in found}
+    extra = [v for v in _declared_violations(child, restrictions or {}) if v.path not in seen]
+    if extra:
+        keys = sorted({DECLARED_BY.get((child.kind, v.path), "the settings") for v in extra})
+        refused_by.append(f"the operator the settings describe ({', '.join(keys)})")
+        found = sorted(found + extra, key=lambda v: v.path)
     if not found:
         return None
     listed = "; ".join(str(v) for v in found[:MAX_LISTED])
@@ -173,25 +218,26 @@ def verdict(child: Child, crd: InstalledCRD) -> ChildHealth | None:
         health=Health.DEGRADED,
         reason=REASON,
         message=(
-            f"{child.kind} {child.namespace}/{child.name}{where} not applied: the installed CRD "
-            f"{crd.name} (resourceVersion {crd.resource_version}) refuses {listed}{more}. "
-            f"To fix: {_fix(child, found)}"
+            f"{child.kind} {child.namespace}/{child.name}{where} not applied: "
+            f"{' and '.join(refused_by)} refuses {listed}{more}. To fix: {_fix(child, found)}"
         ),
     )
 
 
 def check(
-    children: Iterable[Child], installed: Mapping[str, InstalledCRD], crd_of: Mapping[str, str]
+    children: Iterable[Child],
+    installed: Mapping[str, InstalledCRD],
+    crd_of: Mapping[str, str],
+    restrictions: Declared | None = None,
 ) -> dict[tuple[str, str, str], ChildHealth]:
     """Verdicts for the children that do not fit, by child key. `installed`: CRD name ->
-    what was read of it; `crd_of`: kind -> its CRD name. Kinds without an installed CRD read
-    (built-in kinds, a CRD that could not be read) are not judged here."""
+    what was read of it; `crd_of`: kind -> its CRD name; `restrictions`: `declared(settings)`.
+    Kinds without an installed CRD read (built-in kinds, a CRD that could not be read) are
+    judged by the restrictions only."""
     out: dict[tuple[str, str, str], ChildHealth] = {}
     for child in children:
         crd = installed.get(crd_of.get(child.kind, ""))
-        if crd is None:
-            continue
-        refused = verdict(child, crd)
+        refused = verdict(child, crd, restrictions)
         if refused is not None:
             out[child.key] = refused
     return out

@@ -480,23 +480,35 @@ class Reconciler:
         """The children the installed CRDs refuse, by key. No API call of its own per
         reconcile: the schemas are cached by resourceVersion (`CrdSchemaCache`), and each
         child's verdict by its spec hash and that resourceVersion."""
-        if self.schemas is None:
+        restrictions = crdcheck.declared(self.settings)
+        if self.schemas is None and not restrictions:
             return {}
-        installed = self.schemas.get(n for n in CRD_KINDS.values() if n in discovered.served)
+        installed = (
+            self.schemas.get(n for n in CRD_KINDS.values() if n in discovered.served)
+            if self.schemas is not None
+            else {}
+        )
         out: dict[Key, health.ChildHealth] = {}
         for child in children:
             crd = installed.get(CRD_KINDS.get(child.kind, ""))
-            if crd is None:
+            if crd is None and not restrictions:
                 continue
-            key = (child.key, child.api_version, child.spec_hash, crd.name, crd.resource_version)
+            version = crd.resource_version if crd is not None else ""
+            key = (
+                child.key,
+                child.api_version,
+                child.spec_hash,
+                CRD_KINDS.get(child.kind),
+                version,
+            )
             with self._lock:
                 known = key in self._judged
                 verdict = self._judged.get(key)
             if not known:
                 try:
-                    verdict = crdcheck.verdict(child, crd)
+                    verdict = crdcheck.verdict(child, crd, restrictions)
                 except Exception as exc:  # a schema federator cannot use: not checked
-                    log.warning("%s not checked against CRD %s: %s", child.key, crd.name, exc)
+                    log.warning("%s not checked against its CRD: %s", child.key, exc)
                     verdict = None
                 with self._lock:
                     self._judged[key] = verdict

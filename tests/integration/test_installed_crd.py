@@ -13,7 +13,9 @@ federator's default is v1_20. Covered:
   and the Deployments of the same application are created;
 - a per-streamlet override (`flink.flinkVersion`) is applied despite the default;
 - a newer CRD installed later is picked up without a restart (cached by resourceVersion);
-- restarted with `flink.flinkVersion: v1_17`, federator creates the FlinkDeployment.
+- restarted with `flink.flinkVersion: v1_17`, federator creates the FlinkDeployment;
+- where the installed CRD allows v1_20 (newer than the operator: the server stores it), the
+  settings' `flink.supportedVersions` refuse it, a streamlet's own override included.
 """
 
 from __future__ import annotations
@@ -52,7 +54,12 @@ def current_flink_crd() -> list[Path]:
     return [p for p in crdfiles.delegate_crd_files() if p.name.startswith("apache-flinkdeployment")]
 
 
-def write_settings(path: Path, flink_version: str | None) -> Path:
+SUPPORTED_1_7 = ["v1_13", "v1_14", "v1_15", "v1_16", "v1_17", "v1_18", "v1_19"]
+
+
+def write_settings(
+    path: Path, flink_version: str | None, supported: list[str] | None = None
+) -> Path:
     settings: dict[str, Any] = {
         "kafkaClusters": [
             {
@@ -71,6 +78,8 @@ def write_settings(path: Path, flink_version: str | None) -> Path:
     }
     if flink_version is not None:
         settings["flink"] = {"flinkVersion": flink_version}
+    if supported is not None:
+        settings["flink"]["supportedVersions"] = supported
     path.write_text(yaml.safe_dump(settings))
     return path
 
@@ -264,7 +273,7 @@ def test_restarted_with_a_supported_flink_version_it_is_created(
     env["operator"].stop()
     tmp: Path = env["tmp"]
     operator = OperatorProcess(
-        write_settings(tmp / "settings-v1_17.yaml", "v1_17"),
+        write_settings(tmp / "settings-v1_17.yaml", "v1_17", SUPPORTED_1_7),
         cluster.kubeconfig,
         tmp / "operator-v1_17.log",
         namespaces=[TEAM, KAFKA],
@@ -279,3 +288,37 @@ def test_restarted_with_a_supported_flink_version_it_is_created(
         lambda: flink_entry(cluster, "later").get("reason") not in (None, "InvalidForInstalledCRD"),
         "the child's verdict from its own status",
     )
+
+
+def test_where_the_crd_allows_what_the_operator_cannot_read_the_settings_refuse_it(
+    cluster: Cluster, env: dict[str, Any]
+) -> None:
+    """The spike's case: the current CRD (allows v1_20) under an operator 1.7.0. The API server
+    stores v1_20; federator, told the operator's versions, never writes it."""
+    cluster.plane.install_crds(*current_flink_crd())
+    direct = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "direct-v1-20", "namespace": TEAM},
+        "spec": {"flinkVersion": "v1_20", "image": IMAGE},
+    }
+    code, got = cluster.plane.request("POST", FLINK, direct)
+    assert code == 201, got  # what an operator 1.7.0 would fail to deserialize
+    code, got = cluster.plane.request("DELETE", f"{FLINK}/direct-v1-20")
+    assert code == 200, got
+    create(cluster, application("override", {"flinkVersion": "v1_20"}))
+    # Until the operator's schema cache sees the CRD swap (at most its 10 s ttl) the 1.7.0 CRD
+    # refuses the child; then only the settings do.
+    refusal = "spec.flinkVersion: 'v1_20' is not supported (supported: v1_13, v1_14, v1_15"
+    entry = eventually(
+        lambda: refusal in (e := flink_entry(cluster, "override")).get("message", "") and e,
+        "the overridden FlinkDeployment refused by the settings",
+    )
+    assert entry["reason"] == "InvalidForInstalledCRD" and entry["health"] == "Degraded"
+    assert "the operator the settings describe (`flink.supportedVersions`)" in entry["message"]
+    assert "the installed CRD" not in entry["message"], entry
+    eventually(
+        lambda: {"override-source", "override-sink"} <= names(cluster, DEPLOYMENTS),
+        "the other children",
+    )
+    assert flink_deployment(cluster, "override-scorer") is None

@@ -388,3 +388,103 @@ def test_without_schemas_nothing_is_checked(example_settings: Settings) -> None:
     r = Reconciler(kube=MemKube(), settings=settings, discovery=AllServed())  # type: ignore[arg-type]
     assert r._refused([], AllServed().get()) == {}
     assert example_settings.flink.flink_version == "v1_20"  # the default the finding is about
+
+
+# --- what the settings declare the operator reads (a CRD newer than the operator) ---------
+
+
+SUPPORTED_1_7 = ["v1_13", "v1_14", "v1_15", "v1_16", "v1_17", "v1_18", "v1_19"]
+
+
+def with_flink(settings: Settings, **flink: Any) -> Settings:
+    return dataclasses.replace(settings, flink=dataclasses.replace(settings.flink, **flink))
+
+
+@pytest.mark.parametrize(
+    ("flink", "error"),
+    [
+        ({"flinkVersion": "v1_19", "supportedVersions": SUPPORTED_1_7}, ""),
+        ({"supportedVersions": []}, ""),
+        (
+            {"supportedVersions": SUPPORTED_1_7},
+            "settings.flink.flinkVersion: 'v1_20' is not one of settings.flink.supportedVersions",
+        ),
+        (
+            {"flinkVersion": "v1_19", "supportedVersions": ["1.19"]},
+            "settings.flink.supportedVersions: expected FlinkVersion names like v1_19",
+        ),
+        ({"supportedVersions": "v1_19"}, "settings.flink.supportedVersions: expected list"),
+    ],
+    ids=["listed", "empty", "default-not-listed", "bad-name", "not-a-list"],
+)
+def test_supported_versions_setting(flink: dict[str, Any], error: str) -> None:
+    if not error:
+        parsed = parse_settings({"flink": flink})
+        assert parsed.flink.supported_versions == tuple(flink.get("supportedVersions", ()))
+        return
+    with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(".", r"\.")):
+        parse_settings({"flink": flink})
+
+
+def test_a_version_the_operator_does_not_read_is_refused_where_the_crd_allows_it(
+    example_loader: Callable[[str], dict[str, Any]],
+    example_settings: Settings,
+    vendored: dict[str, dict[str, crdcheck.InstalledCRD]],
+) -> None:
+    """The spike's case: the current CRD (allows v1_20) with operator 1.7.0 (reads up to
+    v1_19). A streamlet's own `flinkVersion` is refused too: one team cannot stop the operator
+    every team shares."""
+    settings = with_flink(
+        example_settings, flink_version="v1_19", supported_versions=tuple(SUPPORTED_1_7)
+    )
+    body = example_loader("fraud-detection-flink.yaml")
+    scorer = next(s for s in body["spec"]["streamlets"] if s["name"] == "scorer")
+    scorer["flink"]["flinkVersion"] = "v1_20"
+    compiled = compiler.compile_application(body, settings)
+    current = vendored["apache-flinkdeployment.crd.yaml"]
+    restrictions = crdcheck.declared(settings)
+    assert crdcheck.check(compiled.children, current, CRD_KINDS) == {}  # the CRD alone: fine
+    for installed in (current, {}):  # with the CRD read, or without it
+        refused = crdcheck.check(compiled.children, installed, CRD_KINDS, restrictions)
+        (verdict,) = refused.values()
+        assert (
+            "not applied: the operator the settings describe (`flink.supportedVersions`) "
+            in verdict.message
+        )
+        assert "spec.flinkVersion: 'v1_20' is not supported (supported: v1_13, " in verdict.message
+    del scorer["flink"]["flinkVersion"]
+    compiled = compiler.compile_application(body, settings)
+    assert crdcheck.check(compiled.children, current, CRD_KINDS, restrictions) == {}
+
+
+def test_the_crd_and_the_settings_are_named_once_each(flink_1_7: crdcheck.InstalledCRD) -> None:
+    manifest = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "f", "namespace": "n"},
+        "spec": {"flinkVersion": "v1_20", "unknownField": 1},
+    }
+    restrictions = {("FlinkDeployment", "spec.flinkVersion"): ("v1_17",)}
+    verdict = crdcheck.verdict(child_of(manifest), flink_1_7, restrictions)
+    assert verdict is not None
+    # The CRD refuses both fields; the settings' verdict on the same field is not repeated.
+    assert verdict.message.count("spec.flinkVersion: ") == 1
+    assert "the installed CRD flinkdeployments.flink.apache.org" in verdict.message
+    assert "the operator the settings describe" not in verdict.message
+    assert "spec.unknownField: unknown field" in verdict.message
+
+
+def test_the_reconciler_applies_the_settings_without_any_crd_read(
+    example_loader: Callable[[str], dict[str, Any]], example_settings: Settings
+) -> None:
+    settings = with_flink(example_settings, flink_version="v1_17", supported_versions=("v1_17",))
+    kube = MemKube()
+    r = Reconciler(kube=kube, settings=settings, discovery=AllServed())  # type: ignore[arg-type]
+    body = example_loader("fraud-detection-flink.yaml")
+    body["metadata"].update(uid="u", generation=1)
+    scorer = next(s for s in body["spec"]["streamlets"] if s["name"] == "scorer")
+    scorer["flink"]["flinkVersion"] = "v1_18"
+    outcome = r.reconcile(body)
+    entry = next(c for c in outcome.status["children"] if c["kind"] == "FlinkDeployment")
+    assert entry["reason"] == "InvalidForInstalledCRD", entry
+    assert "'v1_18' is not supported (supported: v1_17)" in entry["message"]

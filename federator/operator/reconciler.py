@@ -20,6 +20,7 @@ from federator.core import compiler, crdcheck, health, model, naming, runtimes
 from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
+    REASON_DELEGATE_NOT_INSTALLED,
     InventoryItem,
     Observed,
     Plan,
@@ -467,10 +468,12 @@ class Reconciler:
     ) -> dict[Key, health.ChildHealth]:
         """The verdicts of the children not written: the plan's held ones, and those the
         installed CRDs refuse (`crdcheck`), which win over every held reason but "not ours"
-        (a child that waits for its topics is told at once that it will never be applied)."""
+        and "not installed" (a child that waits for its topics is told at once that it will
+        never be applied)."""
         held = {h.child.key: h.health for h in plan.held}
+        keep = NOT_OURS | {REASON_DELEGATE_NOT_INSTALLED}
         for key, verdict in self._refused(children, discovered).items():
-            if key not in held or held[key].reason not in NOT_OURS:
+            if key not in held or held[key].reason not in keep:
                 held[key] = verdict
         return held
 

@@ -32,6 +32,7 @@ from federator.core.render import Child
 from federator.core.settings import Settings, parse_settings
 from federator.kube.client import Forbidden
 from federator.kube.crdschemas import CrdSchemaCache
+from federator.kube.discovery import Discovered
 from federator.operator.reconciler import Reconciler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -488,3 +489,27 @@ def test_the_reconciler_applies_the_settings_without_any_crd_read(
     entry = next(c for c in outcome.status["children"] if c["kind"] == "FlinkDeployment")
     assert entry["reason"] == "InvalidForInstalledCRD", entry
     assert "'v1_18' is not supported (supported: v1_17)" in entry["message"]
+
+
+def test_a_delegate_not_installed_stays_missing(
+    example_loader: Callable[[str], dict[str, Any]], example_settings: Settings
+) -> None:
+    """No CRD at all is the more basic fact: the settings' verdict does not hide it."""
+    settings = with_flink(example_settings, flink_version="v1_17", supported_versions=("v1_17",))
+    discovery = AllServed()
+    discovery.discovered = Discovered(
+        served={
+            n: v
+            for n, v in discovery.discovered.served.items()
+            if n != "flinkdeployments.flink.apache.org"
+        }
+    )
+    r = Reconciler(kube=MemKube(), settings=settings, discovery=discovery)  # type: ignore[arg-type]
+    body = example_loader("fraud-detection-flink.yaml")
+    body["metadata"].update(uid="u", generation=1)
+    scorer = next(s for s in body["spec"]["streamlets"] if s["name"] == "scorer")
+    scorer["flink"]["flinkVersion"] = "v1_18"
+    outcome = r.reconcile(body)
+    entry = next(c for c in outcome.status["children"] if c["kind"] == "FlinkDeployment")
+    assert entry["reason"] == "DelegateNotInstalled", entry
+    assert outcome.refused == ()

@@ -17,6 +17,9 @@ from federator.core import limits as app_limits
 from federator.core import topicpolicy
 from federator.core.podsecurity import Level
 
+FLINK_VERSION = re.compile(r"v[0-9]+_[0-9]+")
+"""A FlinkVersion enum name of the Apache Flink operator (`v1_19`)."""
+
 
 class TopicApiVersion(StrEnum):
     """Which Strimzi API serves KafkaTopics; `auto` asks the API server (v1 when offline)."""
@@ -69,7 +72,14 @@ class FlinkSettings:
     default_operator: FlinkPreference = FlinkPreference.AUTO
     """Used when a flink streamlet does not set `flinkOperator`."""
     flink_version: str = "v1_20"
-    """Apache FlinkDeployment `spec.flinkVersion` (FlinkVersion enum of the operator)."""
+    """Apache FlinkDeployment `spec.flinkVersion` (FlinkVersion enum of the operator): one the
+    installed operator reads (1.7.0 stops at v1_19; an unknown value shut it down). Checked
+    against the installed CRD before every apply (`crdcheck`)."""
+    supported_versions: tuple[str, ...] = ()
+    """The `flinkVersion` values the running Apache Flink operator reads (its Java enum), for a
+    cluster whose FlinkDeployment CRD allows more (a CRD newer than the operator: the API server
+    stores the object, the operator cannot read it and shuts down). Empty: what the installed
+    CRD allows. Checked before every apply, streamlet overrides included."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,14 +288,30 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
             )
         )
     flink_raw = _get(data, "flink", Mapping, "settings", {})
-    _reject_unknown(flink_raw, {"defaultOperator", "flinkVersion"}, "settings.flink")
+    _reject_unknown(
+        flink_raw, {"defaultOperator", "flinkVersion", "supportedVersions"}, "settings.flink"
+    )
+    flink_version = _get(flink_raw, "flinkVersion", str, "settings.flink", "v1_20")
+    supported = _get(flink_raw, "supportedVersions", list, "settings.flink", [])
+    if not all(isinstance(v, str) and FLINK_VERSION.fullmatch(v) for v in supported):
+        raise SettingsError(
+            f"settings.flink.supportedVersions: expected FlinkVersion names like v1_19, "
+            f"got {supported!r}"
+        )
+    if supported and flink_version not in supported:
+        raise SettingsError(
+            f"settings.flink.flinkVersion: {flink_version!r} is not one of "
+            f"settings.flink.supportedVersions ({', '.join(supported)}): the Flink operator "
+            "could not read the FlinkDeployments federator renders"
+        )
     flink = FlinkSettings(
         default_operator=_enum(
             FlinkPreference,
             flink_raw.get("defaultOperator", "auto"),
             "settings.flink.defaultOperator",
         ),
-        flink_version=_get(flink_raw, "flinkVersion", str, "settings.flink", "v1_20"),
+        flink_version=flink_version,
+        supported_versions=tuple(supported),
     )
     op_raw = _get(data, "operator", Mapping, "settings", {})
     where = "settings.operator"

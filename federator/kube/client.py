@@ -25,6 +25,7 @@ FIELD_MANAGER = "federator"
 APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
 REQUEST_TIMEOUT = (5.0, 30.0)
 IMPERSONATE_USER = "Impersonate-User"
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeError(Exception):
@@ -258,6 +259,25 @@ class Kube:
             if name and any(c.type == "Established" and c.status == "True" for c in conditions):
                 out[name] = tuple(v.name for v in crd.spec.versions if v.served)
         return out
+
+    def crd(self, name: str, *, metadata_only: bool = False) -> dict[str, Any] | None:
+        """One CustomResourceDefinition as plain JSON (None: not installed). `metadata_only`
+        asks for its PartialObjectMetadata: a few hundred bytes instead of the whole object
+        (half a megabyte for FlinkDeployment), enough to see whether it changed."""
+        headers = {"Accept": PARTIAL_METADATA} if metadata_only else None
+        try:
+            with translated(f"get customresourcedefinition {name}"):
+                response: Any = client.ApiextensionsV1Api(
+                    self.api
+                ).read_custom_resource_definition(  # raw: no model for half a megabyte
+                    name,
+                    _preload_content=False,
+                    _headers=headers,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                return _obj(json.loads(response.data))
+        except NotFound:
+            return None
 
     # -- writes
 

@@ -13,6 +13,7 @@ from kubernetes import client, config
 
 from federator.core.settings import Settings
 from federator.kube.client import Kube
+from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
 from federator.operator.fairness import Turns
@@ -67,6 +68,7 @@ def run(
         kube=kube,
         settings=settings,
         discovery=DiscoveryCache(kube),
+        schemas=CrdSchemaCache(kube),
         on_read=metrics.count_child_read,  # type: ignore[arg-type]
         pace=turns.pass_turn,
     )

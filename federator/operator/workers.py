@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from federator.core import health
+from federator.core import crdcheck, health
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
 from federator.operator.fairness import Closed, Turns
@@ -282,6 +282,12 @@ class Workers:
                 type_="Warning",
                 reason="WriteFailed",
                 message=f"{len(outcome.failures)} failed: " + "; ".join(outcome.failures[:5]),
+            )
+        if outcome.refused:
+            post(
+                type_="Warning",
+                reason=crdcheck.REASON,
+                message=f"{len(outcome.refused)} not applied: " + "; ".join(outcome.refused[:3]),
             )
         if outcome.pruned:
             post(

@@ -150,7 +150,7 @@ reads this shape from /etc/federator/settings.yaml).
 {{- $op := .Values.operator -}}
 {{- $settings := dict
     "kafkaClusters" $clusters
-    "flink" (dict "defaultOperator" .Values.flink.defaultOperator "flinkVersion" .Values.flink.flinkVersion)
+    "flink" (dict "defaultOperator" .Values.flink.defaultOperator "flinkVersion" .Values.flink.flinkVersion "supportedVersions" (.Values.flink.supportedVersions | default (list)))
     "operator" (dict
       "namespaces" (include "federator.servedNamespaces" . | fromJsonArray)
       "resyncSeconds" $op.resyncSeconds

@@ -15,12 +15,14 @@ else is unknown, and the reconciler GETs it:
   older than the one we wrote; see `wrote`).
 
 What a watch can still miss (an object deleted while a watch was re-listing) is bounded by the
-resync: a resync reconcile bypasses the cache and GETs every child.
+resync: the first resync of each application after a listing (`listed_at`) bypasses the cache
+and GETs every child (see `resync`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -50,6 +52,14 @@ class WatchCache:
         self._recent: dict[Key, deque[str]] = {}  # versions streamed lately, newest last
         self._trusted: dict[str, frozenset[str] | None] = {}  # kind -> namespaces (None: all)
         self._kinds: frozenset[str] | None = None  # what keep_kinds last kept
+        self._listed: float | None = None  # time.monotonic() of the latest listed object
+
+    @property
+    def listed_at(self) -> float | None:
+        """When (`time.monotonic()`) the latest object arrived from a listing rather than a
+        watch event (our priming, kopf's start, or kopf's re-list after a broken stream, which
+        does not say what was deleted in between); None: never."""
+        return self._listed
 
     def __len__(self) -> int:
         with self._lock:
@@ -58,6 +68,8 @@ class WatchCache:
     def seen(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event (kopf's initial listing has no type)."""
         key = _key(body)
+        if event_type is None:
+            self._listed = time.monotonic()
         with self._lock:
             if event_type == "DELETED":
                 self._bodies.pop(key, None)

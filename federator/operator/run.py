@@ -37,6 +37,9 @@ executor, which runs finalizers, start-up priming and failure Events: min(32, CP
 threads). The client's default (5 per CPU: 10 on 2 cores) is fewer, and urllib3 closes every
 connection beyond its pool: under load, each request then paid a new TLS handshake
 ("Connection pool is full, discarding connection")."""
+STOP_DEADLINE = 600.0
+"""Seconds a graceful stop may take before the process kills itself (kopf's
+`ultimate_exiting_timeout`, which it arms on its own signal handlers only)."""
 KOPF_OBJECTS = "kopf.objects"
 """kopf's per-object logger: one INFO line per handler call ("Handler 'child-kafkatopics'
 succeeded"), i.e. per child event, and per timer tick."""
@@ -83,6 +86,8 @@ async def operate(**kopf_args: Any) -> bool:
             return
         log.info("%s received: stopping", sig.name)
         stop.set()
+        # kopf's last resort, which a stop flag does not arm: a stop that hangs is killed.
+        loop.call_later(STOP_DEADLINE, os.kill, os.getpid(), signal.SIGKILL)
 
     tasks = await kopf.spawn_tasks(stop_flag=stop, **kopf_args)
     # kopf installed its handlers as it spawned its tasks (in the main thread only): replace them.

@@ -10,7 +10,8 @@ Aspects covered:
 - logging: kopf's "Handler ... succeeded" lines are dropped at INFO, kept as DEBUG with -v;
   its warnings pass; federator's own lines are untouched;
 - the connection pool covers every thread that may use the client at once;
-- `operate`: a second SIGTERM while stopping is an INFO line, not an InvalidStateError.
+- `operate`: a second SIGTERM while stopping is an INFO line, not an InvalidStateError;
+- the wiring: the resync timer starts at the uid's offset, sharp, and kicks from the cache.
 """
 
 from __future__ import annotations
@@ -193,3 +194,34 @@ def test_a_second_signal_while_stopping_is_not_an_error(caplog: pytest.LogCaptur
     ]
     assert errors == []
     assert not any("InvalidStateError" in m for _, m in messages)
+
+
+def test_the_resync_timer_is_spread_by_uid_and_reads_the_cache() -> None:
+    """The wiring: kopf's resync timer starts at the application's offset and stays on its
+    grid; its kick trusts the watch cache unless a watch listed within the period."""
+    from types import SimpleNamespace
+
+    from federator.core.settings import Settings
+    from federator.operator.handlers import build_registry
+
+    kicks: list[tuple[str, str, bool]] = []
+    cache = WatchCache()
+    fake_workers = SimpleNamespace(
+        kick=lambda ns, name, fresh=False: kicks.append((ns, name, fresh))
+    )
+    registry = build_registry(
+        fake_workers,  # type: ignore[arg-type]
+        SimpleNamespace(cache=cache),  # type: ignore[arg-type]
+        Settings(),
+    )
+    (timer,) = [h for h in registry._spawning.get_all_handlers() if h.id == "resync"]
+    assert timer.interval == Settings().operator.resync_seconds and timer.sharp
+    uid = uids(1)[0]
+    assert callable(timer.initial_delay)
+    assert timer.initial_delay(uid=uid, name="a", namespace="ns") == resync.offset(
+        uid, Settings().operator.resync_seconds
+    )
+    asyncio.run(timer.fn(namespace="ns", name="a"))
+    cache.seen(None, {"kind": "Deployment", "metadata": {"namespace": "ns", "name": "d"}})
+    asyncio.run(timer.fn(namespace="ns", name="a"))
+    assert kicks == [("ns", "a", False), ("ns", "a", True)]

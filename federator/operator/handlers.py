@@ -145,7 +145,7 @@ def build_registry(
     period = settings.operator.resync_seconds
 
     async def kick_resync(namespace: str | None, name: str | None, **_: Any) -> None:
-        # From the watch cache, unless a watch re-listed since this application's last resync.
+        # From the watch cache, unless a watch re-listed within the period (`resync.fresh`).
         if namespace and name:
             fresh = resync.fresh(reconciler.cache.listed_at, time.monotonic(), period)
             workers.kick(namespace, name, fresh=fresh)
@@ -207,7 +207,7 @@ def build_registry(
 
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         event = event or {}
-        reconciler.cache.seen(event.get("type"), event.get("object") or dict(body))
+        reconciler.cache.streamed(event.get("type"), event.get("object") or dict(body))
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
         if not (namespace and name):

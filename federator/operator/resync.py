@@ -9,11 +9,13 @@ applications, when every timer started `resyncSeconds` after its creation).
 
 Cheap: a resync reads the children from the watch cache, as every other reconcile does; a GET
 only for what the cache does not know (a kind not listed at start-up, a namespace not watched,
-our own write not echoed yet). Only when a watch (re)listed within the last period does a
-resync GET every child and list the application's owned objects: kopf re-lists after it
-started and after a broken stream ("410 Gone"), and a deletion made in between is not
-streamed, so each application's next resync (within one period of the listing) looks at the
-cluster itself, which bounds what a watch may have missed to one period, as before.
+our own write not echoed yet). Only when a watch re-listed within the last period does a
+resync GET every child and list the application's owned objects: kopf re-lists after a broken
+stream ("410 Gone", rare with watch bookmarks) or a pause under peering, and a deletion made
+in between is not streamed, so each application's next resync (within one period of the
+re-listing) looks at the cluster itself, which bounds what a watch may have missed to one
+period, as before. (kopf's first listing, right after our priming, is not a re-listing: the
+restart's own reconciles GET every child.)
 
 Pure: no clock, no I/O; the handlers pass the times in.
 """
@@ -45,6 +47,6 @@ def initial_delay(period: float) -> Callable[..., float]:
 
 def fresh(listed_at: float | None, now: float, period: float) -> bool:
     """Whether a resync at `now` must GET every child instead of trusting the watch cache: a
-    watch (re)listed at `listed_at` (None: never), within the last period, so this may be the
+    watch re-listed at `listed_at` (None: never), within the last period, so this may be the
     application's first resync since then."""
     return listed_at is not None and now - listed_at < period

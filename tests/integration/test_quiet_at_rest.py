@@ -170,7 +170,7 @@ def test_converged_applications_resync_without_reads_or_writes(
     def reconciles() -> float:
         return operator.metric("federator_reconcile_duration_seconds_count")
 
-    # Past the first resync after the watches listed (at start), which may GET.
+    # Two resyncs of each first: every reconcile from here on is one.
     start = reconciles()
     eventually(lambda: reconciles() >= start + 2 * len(NAMES), "two resyncs of each", 30)
     gets0 = operator.metric("federator_child_reads_total", source="api")

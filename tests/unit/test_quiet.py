@@ -5,8 +5,8 @@ Aspects covered:
 - resync offsets: deterministic per uid, within the period, spread evenly over it for 1,000
   applications created together (no minute with far more than its share); kopf's callable
   `initial_delay` uses the uid (namespace/name without one);
-- a resync GETs (fresh) only within one period after a watch (re)listed; the watch cache
-  records when an object arrived from a listing, not from a watch event;
+- a resync GETs (fresh) only within one period after a watch re-listed; the watch cache
+  records when kopf listed an object it had already streamed (not its first listing);
 - logging: kopf's "Handler ... succeeded" lines are dropped at INFO, kept as DEBUG with -v;
   its warnings pass; federator's own lines are untouched;
 - the connection pool covers every thread that may use the client at once;
@@ -89,20 +89,23 @@ def test_a_resync_gets_every_child_only_after_a_listing(
     assert resync.fresh(listed_at, now, PERIOD) is fresh
 
 
-def test_the_watch_cache_records_listings_not_watch_events() -> None:
+def test_the_watch_cache_records_re_listings_not_the_first_listing() -> None:
     cache = WatchCache()
     body = {
         "kind": "KafkaTopic",
         "metadata": {"namespace": "k", "name": "t", "resourceVersion": "1"},
     }
-    for event in ("ADDED", "MODIFIED", "DELETED"):
-        cache.seen(event, body)
+    cache.seen(None, body)  # our priming
+    cache.streamed(None, body)  # kopf's first listing, right after
+    for event in ("MODIFIED", "DELETED", "ADDED", "MODIFIED"):
+        cache.streamed(event, body)
     assert cache.listed_at is None
-    cache.seen(None, body)  # kopf's listing (at start, or after a broken stream)
+    cache.streamed(None, body)  # kopf listed what it had streamed: its stream broke
     first = cache.listed_at
     assert first is not None
-    cache.seen("MODIFIED", body)
+    cache.streamed("MODIFIED", body)
     assert cache.listed_at == first
+    assert cache.lookup(("KafkaTopic", "k", "t")) == (True, body)
 
 
 # ------------------------------------------------------------------ logging
@@ -222,6 +225,9 @@ def test_the_resync_timer_is_spread_by_uid_and_reads_the_cache() -> None:
         uid, Settings().operator.resync_seconds
     )
     asyncio.run(timer.fn(namespace="ns", name="a"))
-    cache.seen(None, {"kind": "Deployment", "metadata": {"namespace": "ns", "name": "d"}})
+    deployment = {"kind": "Deployment", "metadata": {"namespace": "ns", "name": "d"}}
+    cache.streamed(None, deployment)  # kopf's first listing
     asyncio.run(timer.fn(namespace="ns", name="a"))
-    assert kicks == [("ns", "a", False), ("ns", "a", True)]
+    cache.streamed(None, deployment)  # a re-listing
+    asyncio.run(timer.fn(namespace="ns", name="a"))
+    assert kicks == [("ns", "a", False), ("ns", "a", False), ("ns", "a", True)]

@@ -2,7 +2,8 @@
 
 - Application created (from its ADDED event, unless its topics need the finalizer first),
   changed (spec), resumed after a restart, or its resync timer fired: kick its worker (a
-  debounced, level-based reconcile).
+  debounced, level-based reconcile). Resyncs are spread over the period and read the watch
+  cache (`resync`).
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
   cache (reconciles read children from there) and kick the application named by its
   `federator.io/application` annotation, so health follows the delegates (except the echo of
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +28,7 @@ import kopf
 from federator.core import naming, runtimes
 from federator.core.settings import Settings
 from federator.kube.client import KubeError
+from federator.operator import resync
 from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.workers import MAX_BACKOFF, Workers
@@ -135,10 +138,17 @@ def build_registry(
             workers.kick(namespace, name)
 
     async def kick_fresh(namespace: str | None, name: str | None, **_: Any) -> None:
-        # A restart or a resync: look at every child with a GET, not at the watch cache,
-        # which bounds whatever a watch may have missed to one resync period.
+        # A restart: look at every child with a GET, not at the watch cache.
         if namespace and name:
             workers.kick(namespace, name, fresh=True)
+
+    period = settings.operator.resync_seconds
+
+    async def kick_resync(namespace: str | None, name: str | None, **_: Any) -> None:
+        # From the watch cache, unless a watch re-listed within the period (`resync.fresh`).
+        if namespace and name:
+            fresh = resync.fresh(reconciler.cache.listed_at, time.monotonic(), period)
+            workers.kick(namespace, name, fresh=fresh)
 
     early: set[tuple[str, str]] = set()  # new applications kicked from their ADDED event
 
@@ -177,9 +187,10 @@ def build_registry(
         PLURAL,
         registry=registry,
         id="resync",
-        interval=settings.operator.resync_seconds,
-        initial_delay=settings.operator.resync_seconds,
-    )(kick_fresh)
+        interval=period,
+        sharp=True,  # on the application's own point of the period, however long the kick
+        initial_delay=resync.initial_delay(period),
+    )(kick_resync)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def finalize(
@@ -196,7 +207,7 @@ def build_registry(
 
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         event = event or {}
-        reconciler.cache.seen(event.get("type"), event.get("object") or dict(body))
+        reconciler.cache.streamed(event.get("type"), event.get("object") or dict(body))
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
         if not (namespace and name):

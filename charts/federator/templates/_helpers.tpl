@@ -155,6 +155,7 @@ reads this shape from /etc/federator/settings.yaml).
       "namespaces" (include "federator.servedNamespaces" . | fromJsonArray)
       "resyncSeconds" $op.resyncSeconds
       "statusDebounceSeconds" $op.statusDebounceSeconds
+      "metricsPerApplication" ($op.metricsPerApplication | default false)
       "metricsPort" (int $op.metricsPort)
       "livenessPort" (int $op.livenessPort))
     "podSecurity" (dict

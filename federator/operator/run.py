@@ -12,6 +12,7 @@ import kopf
 from kubernetes import client, config
 
 from federator.core.settings import Settings
+from federator.core.sharding import Shard
 from federator.kube.client import Kube
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
@@ -59,7 +60,7 @@ def run(
     )
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
-    kube = Kube(api_client(kubeconfig))
+    kube = Kube(api_client(kubeconfig), instance=Shard(settings.sharding.shard).identity)
     metrics = Metrics()
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
     turns = Turns(RECONCILERS)  # a large reconcile passes its turn between chunks
@@ -76,6 +77,7 @@ def run(
         metrics=metrics,
         debounce=settings.operator.status_debounce_seconds,
         turns=turns,
+        shard=reconciler.shard,
     )
     watched = tuple(namespaces) or settings.operator.namespaces
     if settings.operator.metrics_port:
@@ -87,6 +89,11 @@ def run(
     )
     if peering and priority is None:
         priority = secrets.randbelow(2**31 - 2) + 1
+    if settings.sharding.shard:
+        log.info(
+            "shard %s: serving the Applications labelled %s",
+            *(settings.sharding.shard, Shard(settings.sharding.shard).selector),
+        )
     registry = build_registry(
         workers, reconciler, settings, namespaces=watched, prime=peering is None
     )

@@ -127,6 +127,7 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, reconciler.shard)
+        workers.turns.reopen()  # closed by the cleanup of a machinery that failed (`run`)
         if prime:
             # Before kopf's watches start (they start once the start-up handlers are done).
             await asyncio.to_thread(reconciler.prime_cache, namespaces)

@@ -224,15 +224,18 @@ class _FastDumper(_CSafeDumper or yaml.SafeDumper):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._tags: dict[tuple[str, Any], Any] = {}
+        self._tags: dict[str, Any] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode:
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
             return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = self._tags.get(key)
+        if not implicit[0]:
+            return self.DEFAULT_SCALAR_TAG  # what PyYAML answers without path resolvers
+        # With implicit[0], the answer depends on the value only (a matching implicit resolver's
+        # tag, else the default scalar tag): remember it per value.
+        tag = self._tags.get(value)
         if tag is None:
-            tag = self._tags[key] = super().resolve(kind, value, implicit)
+            tag = self._tags[value] = super().resolve(kind, value, implicit)
         return tag
 
     def represent_data(self, data: Any) -> Any:

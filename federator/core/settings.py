@@ -14,7 +14,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from federator.core import limits as app_limits
-from federator.core import topicpolicy
+from federator.core import sharding, topicpolicy
 from federator.core.podsecurity import Level
 
 FLINK_VERSION = re.compile(r"v[0-9]+_[0-9]+")
@@ -154,6 +154,15 @@ class ImpersonationSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShardingSettings:
+    """Which Applications this operator process serves (docs/sharding.md)."""
+
+    shard: str | None = None
+    """This process's shard: it serves the Applications labelled `federator.io/shard: <shard>`
+    and their children. None (the default shard) serves those without the label."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     kafka_clusters: tuple[KafkaCluster, ...] = field(default_factory=tuple)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
@@ -162,6 +171,7 @@ class Settings:
     impersonation: ImpersonationSettings = field(default_factory=ImpersonationSettings)
     limits: app_limits.Limits = field(default_factory=app_limits.Limits)
     """How big one Application may be (`limits.maxStreamlets`, `limits.maxChildren`)."""
+    sharding: ShardingSettings = field(default_factory=ShardingSettings)
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -248,7 +258,15 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         raise SettingsError("settings: expected a mapping at the top level")
     _reject_unknown(
         data,
-        {"kafkaClusters", "flink", "operator", "podSecurity", "impersonation", "limits"},
+        {
+            "kafkaClusters",
+            "flink",
+            "operator",
+            "podSecurity",
+            "impersonation",
+            "limits",
+            "sharding",
+        },
         "settings",
     )
     clusters = []
@@ -350,7 +368,21 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         pod_security=_pod_security(data),
         impersonation=_impersonation(data),
         limits=_limits(data),
+        sharding=_sharding(data),
     )
+
+
+def _sharding(data: Mapping[str, Any]) -> ShardingSettings:
+    where = "settings.sharding"
+    raw = _get(data, "sharding", Mapping, "settings", {})
+    _reject_unknown(raw, {"shard"}, where)
+    shard = _get(raw, "shard", str, where, "") or None
+    if shard is not None:
+        try:
+            sharding.check_name(shard)
+        except sharding.ShardError as exc:
+            raise SettingsError(f"{where}.shard: {exc}") from None
+    return ShardingSettings(shard=shard)
 
 
 def _limits(data: Mapping[str, Any]) -> app_limits.Limits:

@@ -126,6 +126,8 @@ class Kube:
     on_write: Callable[[str, str], None] | None = None
     acting_as: str | None = None
     """The user this client impersonates; None: federator's own identity."""
+    instance: str = "federator"
+    """The Events' reportingInstance: which operator process (shard) posted them."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _principal: Kube | None = None
     """The client an impersonating one was made from: writes are counted there."""
@@ -425,7 +427,7 @@ class Kube:
             count=1,
             source=client.V1EventSource(component="federator"),
             reporting_component="federator.io/operator",
-            reporting_instance="federator",
+            reporting_instance=self.instance,
         )
         try:
             with translated("create event"):

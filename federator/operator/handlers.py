@@ -27,8 +27,10 @@ import kopf
 
 from federator.core import naming, runtimes
 from federator.core.settings import Settings
+from federator.core.sharding import DEFAULT as DEFAULT_SHARD
+from federator.core.sharding import Shard
 from federator.kube.client import KubeError
-from federator.operator import resync
+from federator.operator import resync, sharding
 from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.workers import MAX_BACKOFF, Workers
@@ -45,9 +47,10 @@ is only ever kept, never lost (Delete-policy topics, children in other namespace
 log = logging.getLogger("federator.handlers")
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, shard: Shard = DEFAULT_SHARD) -> None:
     """kopf's own bookkeeping goes to annotations, never into the Application's status; its
-    last-handled configuration is a digest, a few hundred bytes whatever the spec's size."""
+    last-handled configuration is a digest, a few hundred bytes whatever the spec's size.
+    Every watch is filtered by the API server to this shard's objects (`sharding.watch_only`)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="federator.io")
     settings.persistence.diffbase_storage = DigestDiffBase(
         prefix="federator.io", key="last-handled-configuration"
@@ -57,6 +60,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    sharding.watch_only(settings, shard)
 
 
 def finalize_delay(error: Exception, elapsed: float, retry: int) -> float | None:
@@ -124,7 +128,8 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        configure(settings, reconciler.shard)
+        workers.turns.reopen()  # closed by the cleanup of a machinery that failed (`run`)
         if prime:
             # Before kopf's watches start (they start once the start-up handlers are done).
             await asyncio.to_thread(reconciler.prime_cache, namespaces)
@@ -172,6 +177,8 @@ def build_registry(
         ):
             early.add((namespace, name))
             workers.kick(namespace, name)
+        elif namespace:
+            sharding.on_application_event(workers, event, body, namespace, name)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
     async def created(namespace: str | None, name: str, **_: Any) -> None:
@@ -205,6 +212,16 @@ def build_registry(
         early.discard((namespace or "", name))
         await finalize_application(workers, reconciler, dict(body), retry, runtime)
 
+    _register_children(registry, workers, reconciler)
+    return registry
+
+
+def _register_children(
+    registry: kopf.OperatorRegistry, workers: Workers, reconciler: Reconciler
+) -> None:
+    """A child's event updates the watch cache and kicks its Application (named by the
+    child's owner annotation)."""
+
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         event = event or {}
         reconciler.cache.streamed(event.get("type"), event.get("object") or dict(body))
@@ -230,7 +247,6 @@ def build_registry(
             id=f"child-{delegate.plural}",
             labels=MANAGED,
         )(child_changed)
-    return registry
 
 
 async def finalize_application(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from federator.core import compiler, crdcheck, health, model, naming, runtimes
+from federator.core import compiler, crdcheck, health, model, naming, runtimes, sharding
 from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
@@ -24,6 +24,7 @@ from federator.core.plan import (
     InventoryItem,
     Observed,
     Plan,
+    contains,
     deletion_plan,
     make_plan,
     not_ours,
@@ -207,6 +208,11 @@ class Reconciler:
         default_factory=OrderedDict
     )
 
+    @property
+    def shard(self) -> sharding.Shard:
+        """The Applications (and children) this operator process serves."""
+        return sharding.Shard(self.settings.sharding.shard)
+
     def _map(self, owner: str, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """`fn` over `items` on the shared pool in `owner`'s turn, CHUNK at a time, pacing
         between chunks: one application's thousands of children are interleaved with the
@@ -270,7 +276,9 @@ class Reconciler:
                         version,
                         delegate.plural,
                         namespace=ns,
-                        label_selector=naming.MANAGED_SELECTOR,
+                        # This shard's children only, as its watches see them: a cache that
+                        # held another shard's children would never see them change.
+                        label_selector=self.shard.child_selector,
                     )
                 except KubeError as exc:
                     log.info("%s in %s read by GET: %s", delegate.kind, ns or "all namespaces", exc)
@@ -323,8 +331,13 @@ class Reconciler:
 
     def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
         """Remember the delegate's run identity when a spec change is applied, so the child
-        reads Progressing until the delegate has acted on the new spec (DESIGN §5)."""
-        if live is None:
+        reads Progressing until the delegate has acted on the new spec (DESIGN §5). An apply
+        that changes no spec (the same spec-hash, no drift: a child moving to another shard
+        gets its new shard label) is not one: the delegate has nothing to act on."""
+        if live is None or (
+            Observed.from_body(live, _UNASSESSED).spec_hash == child.spec_hash
+            and contains(child.manifest.get("spec", {}), live.get("spec"))
+        ):
             return
         status = live.get("status") or {}
         if child.kind == runtimes.SPARK_APPLICATION.kind:
@@ -609,6 +622,8 @@ class Reconciler:
         status write leaves such children out of status.children). A namespace that cannot be
         listed is logged and skipped, or raised with `strict` (finalization must not forget
         anything it could delete)."""
+        # Not filtered by shard: the owner annotation names one application, which one shard
+        # serves; children it left labelled for its previous shard are still its own.
         namespace, name = owner.split("/", 1)
         selector = (
             f"{naming.MANAGED_SELECTOR},{naming.APPLICATION_LABEL}={naming.label_value(name)}"
@@ -778,6 +793,7 @@ class Reconciler:
             meta.get("name"),
             meta.get("uid"),
             meta.get("generation"),
+            sharding.shard_of(body),  # the children's shard label
             json.dumps(body.get("spec"), sort_keys=True, default=str),
             served,
         )

@@ -21,6 +21,7 @@ import kopf
 from kubernetes import client, config
 
 from federator.core.settings import Settings
+from federator.core.sharding import Shard
 from federator.kube.client import Kube
 from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
@@ -132,7 +133,7 @@ def run(
     configure_logging(verbose)
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
-    kube = Kube(api_client(kubeconfig))
+    kube = Kube(api_client(kubeconfig), instance=Shard(settings.sharding.shard).identity)
     metrics = Metrics(per_application=settings.operator.metrics_per_application)
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
     turns = Turns(RECONCILERS)  # a large reconcile passes its turn between chunks
@@ -150,6 +151,7 @@ def run(
         metrics=metrics,
         debounce=settings.operator.status_debounce_seconds,
         turns=turns,
+        shard=reconciler.shard,
     )
     watched = tuple(namespaces) or settings.operator.namespaces
     if settings.operator.metrics_port:
@@ -161,6 +163,11 @@ def run(
     )
     if peering and priority is None:
         priority = secrets.randbelow(2**31 - 2) + 1
+    if settings.sharding.shard:
+        log.info(
+            "shard %s: serving the Applications labelled %s",
+            *(settings.sharding.shard, Shard(settings.sharding.shard).selector),
+        )
     registry = build_registry(
         workers, reconciler, settings, namespaces=watched, prime=peering is None
     )

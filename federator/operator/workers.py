@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federator.core import crdcheck, health
+from federator.core.sharding import DEFAULT as DEFAULT_SHARD
+from federator.core.sharding import Shard
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
 from federator.operator.fairness import Closed, Turns
@@ -64,6 +66,8 @@ class Workers:
     reconciler: Reconciler
     metrics: Metrics | None = None
     debounce: float = 0.2
+    shard: Shard = DEFAULT_SHARD
+    """The Applications this process serves (`core.sharding`)."""
     _dirty: set[AppKey] = field(default_factory=set)
     _tasks: dict[AppKey, asyncio.Task[None]] = field(default_factory=dict)
     _since: dict[AppKey, float] = field(default_factory=dict)  # first trigger while dirty
@@ -212,6 +216,8 @@ class Workers:
             body = self.kube.get_application(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
+        if not self.shard.serves(body):
+            return None  # relabelled to another shard since the trigger: that shard serves it
         started = time.perf_counter()
         try:
             outcome = self.reconciler.reconcile(body, fresh=fresh)

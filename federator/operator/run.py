@@ -101,8 +101,15 @@ async def operate(**kopf_args: Any) -> bool:
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # back to the default: a signal would kill
+                if stop.is_set():
+                    # Still stopping (the loop's shutdown, the exit): a late signal is no kill.
+                    signal.signal(sig, _still_stopping)
     return stop.is_set()
+
+
+def _still_stopping(signum: int, _frame: object) -> None:
+    log.info("%s received again: still stopping", signal.Signals(signum).name)
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint controlplane delegates bench chart clean
+.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates bench chart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ delegates: $(STAMP)
 
 demo: controlplane
 	$(BIN)/federator demo
+
+## The demo with the real kubeflow spark-operator moving the SparkApplications.
+demo-real-spark: controlplane delegates
+	$(BIN)/federator demo --real-spark
 
 lint: $(STAMP)
 	$(BIN)/ruff check federator tests bench

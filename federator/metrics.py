@@ -1,25 +1,34 @@
-"""Prometheus metrics of the operator (DESIGN §6, issue 4 item 7).
+"""Prometheus metrics of the operator (DESIGN §6, issue 4 item 7), bounded (issue 14).
 
 Every metric lives in a dedicated ``CollectorRegistry`` owned by a ``Metrics`` instance, never in
 prometheus-client's global default registry: tests, and several operators in one process, each
 get their own numbers. The module-level functions delegate to one process-wide instance,
-``METRICS``, which is what ``federator run`` serves.
+``METRICS``.
 
-Metrics:
+No series is ever zero: a count that drops to 0 loses its series (a scrape of 1,000 converged
+applications is a few lines, not 26 per application). Always served, bounded by the number of
+phases, kinds and healths whatever the number of applications:
 
-- ``federator_application_phase{namespace,application,phase}``: gauge, 1 for the application's
-  current phase and 0 for every other phase (all phases are always set, so a change is visible
-  as one series falling and another rising).
-- ``federator_application_children{namespace,application,kind,health}``: gauge, the number of
-  children of that kind in that health; every health of a kind present is set (0 included).
+- ``federator_applications{phase}``: gauge, the applications in that phase.
+- ``federator_children{kind,health}``: gauge, the children of all applications by kind and
+  health.
 - ``federator_reconcile_duration_seconds{result}``: histogram, result success|invalid|error.
-- ``federator_api_writes_total{verb,kind}``: counter, verb apply|delete|patch_status|event.
-- ``federator_status_writes_total{namespace,application}``: counter of Application status
-  patches.
+- ``federator_api_writes_total{verb,kind}``: counter, verb create|claim|apply|delete|
+  patch_status|event.
+- ``federator_status_writes_total``: counter of Application status patches.
 - ``federator_child_reads_total{source,kind}``: counter of children observed by reconciles,
-  source cache (the watch cache) or api (a GET: a cache miss, a restart, a resync).
+  source cache (the watch cache) or api (a GET: a cache miss, a restart, a resync after a
+  watch re-listed).
 
-``forget`` removes every series of a deleted application. This module is shell, not core: the
+Per application, only with ``per_application`` (settings ``operator.metricsPerApplication``,
+off by default: the series grow with the applications, 850 of them made a 2.5 MB scrape, and
+each Application's status already says the same to kubectl, Argo CD and kube-state-metrics):
+
+- ``federator_application_phase{namespace,application,phase}``: 1, the current phase only.
+- ``federator_application_children{namespace,application,kind,health}``: the non-zero counts.
+- ``federator_application_status_writes_total{namespace,application}``.
+
+``forget`` removes every trace of a deleted application. This module is shell, not core: the
 core stays free of I/O (the HTTP server) and of process-wide state.
 """
 
@@ -28,8 +37,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from time import perf_counter
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -55,20 +65,25 @@ class MetricsServerError(Exception):
 
 
 class Metrics:
-    """The operator's metrics in their own registry (one instance per operator)."""
+    """The operator's metrics in their own registry (one instance per operator).
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    `per_application`: also serve the per-application series (see the module docstring)."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, per_application: bool = False
+    ) -> None:
         self.registry: Final = registry if registry is not None else CollectorRegistry()
-        self.application_phase: Final = Gauge(
-            "federator_application_phase",
-            "1 for the application's current phase, 0 for the other phases.",
-            ("namespace", "application", "phase"),
+        self.per_application: Final = per_application
+        self.applications: Final = Gauge(
+            "federator_applications",
+            "Applications by phase.",
+            ("phase",),
             registry=self.registry,
         )
-        self.application_children: Final = Gauge(
-            "federator_application_children",
-            "Children of an application by kind and health.",
-            ("namespace", "application", "kind", "health"),
+        self.children: Final = Gauge(
+            "federator_children",
+            "Children of all applications by kind and health.",
+            ("kind", "health"),
             registry=self.registry,
         )
         self.reconcile_duration: Final = Histogram(
@@ -86,8 +101,7 @@ class Metrics:
         )
         self.status_writes: Final = Counter(
             "federator_status_writes",
-            "Status patches of an Application.",
-            ("namespace", "application"),
+            "Status patches of Applications.",
             registry=self.registry,
         )
         self.child_reads: Final = Counter(
@@ -96,9 +110,42 @@ class Metrics:
             ("source", "kind"),
             registry=self.registry,
         )
+        self.application_phase: Final = (
+            Gauge(
+                "federator_application_phase",
+                "1 for the application's current phase (no series for the others).",
+                ("namespace", "application", "phase"),
+                registry=self.registry,
+            )
+            if per_application
+            else None
+        )
+        self.application_children: Final = (
+            Gauge(
+                "federator_application_children",
+                "Children of an application by kind and health (no series for zero).",
+                ("namespace", "application", "kind", "health"),
+                registry=self.registry,
+            )
+            if per_application
+            else None
+        )
+        self.application_status_writes: Final = (
+            Counter(
+                "federator_application_status_writes",
+                "Status patches of an Application.",
+                ("namespace", "application"),
+                registry=self.registry,
+            )
+            if per_application
+            else None
+        )
         self._lock = threading.Lock()
-        # The child kinds last recorded per application, to remove series of vanished kinds.
-        self._kinds: dict[tuple[str, str], frozenset[str]] = {}
+        # What was last recorded per application: its phase and children counts, to move the
+        # totals and remove the series that dropped to zero.
+        self._apps: dict[tuple[str, str], _Recorded] = {}
+        self._phases: dict[str, int] = {}
+        self._children: dict[tuple[str, str], int] = {}
         self._servers: list[tuple[object, threading.Thread]] = []
 
     # ---------------------------------------------------------------- applications
@@ -110,40 +157,54 @@ class Metrics:
         app_health: AppHealth,
         children_reports: Sequence[ChildReport],
     ) -> None:
-        """Set the phase and children-by-kind-and-health gauges of one application."""
-        for phase in PHASES:
-            self.application_phase.labels(namespace, application, phase).set(
-                1 if phase == app_health.phase else 0
-            )
+        """Record an application's phase and children by kind and health (the totals move;
+        what did not change is not touched)."""
         counts: dict[tuple[str, str], int] = {}
         for report in children_reports:
             key = (report.kind, report.health.health.value)
             counts[key] = counts.get(key, 0) + 1
-        kinds = frozenset(kind for kind, _ in counts)
+        new = _Recorded(app_health.phase, counts)
         with self._lock:
-            vanished = self._kinds.get((namespace, application), frozenset()) - kinds
-            self._kinds[(namespace, application)] = kinds
-        for kind in sorted(kinds):
-            for health in HEALTHS:
-                self.application_children.labels(namespace, application, kind, health).set(
-                    counts.get((kind, health), 0)
-                )
-        for kind in vanished:
-            self._remove_children(namespace, application, kind)
+            old = self._apps.get((namespace, application))
+            if old == new:
+                return  # the common case: a resync of a converged application
+            self._apps[(namespace, application)] = new
+            self._move(namespace, application, old, new)
 
     def forget(self, namespace: str, application: str) -> None:
-        """Remove every series of a deleted application (absent series are ignored)."""
-        for phase in PHASES:
-            _remove(self.application_phase, namespace, application, phase)
+        """Remove every trace of a deleted application (an unknown one is ignored)."""
         with self._lock:
-            kinds = self._kinds.pop((namespace, application), frozenset())
-        for kind in kinds:
-            self._remove_children(namespace, application, kind)
-        _remove(self.status_writes, namespace, application)
+            old = self._apps.pop((namespace, application), None)
+            self._move(namespace, application, old, None)
+        if self.application_status_writes is not None:
+            _remove(self.application_status_writes, namespace, application)
 
-    def _remove_children(self, namespace: str, application: str, kind: str) -> None:
-        for health in HEALTHS:
-            _remove(self.application_children, namespace, application, kind, health)
+    def _move(
+        self, namespace: str, application: str, old: _Recorded | None, new: _Recorded | None
+    ) -> None:
+        """From `old` to `new` (None: absent) in the totals and per-application series,
+        removing each series whose value drops to zero. Under the lock."""
+        if old is None or new is None or old.phase != new.phase:
+            if old is not None:
+                _add(self.applications, self._phases, old.phase, -1)
+                if self.application_phase is not None:
+                    _remove(self.application_phase, namespace, application, old.phase)
+            if new is not None:
+                _add(self.applications, self._phases, new.phase, 1)
+                if self.application_phase is not None:
+                    self.application_phase.labels(namespace, application, new.phase).set(1)
+        before = old.children if old is not None else {}
+        after = new.children if new is not None else {}
+        for key in before.keys() | after.keys():
+            delta = after.get(key, 0) - before.get(key, 0)
+            if not delta:
+                continue
+            _add(self.children, self._children, key, delta)
+            if self.application_children is not None:
+                if after.get(key, 0):
+                    self.application_children.labels(namespace, application, *key).set(after[key])
+                else:
+                    _remove(self.application_children, namespace, application, *key)
 
     # ---------------------------------------------------------------- reconciles and writes
 
@@ -183,7 +244,9 @@ class Metrics:
 
     def count_status_write(self, namespace: str, application: str) -> None:
         """Count one status patch of an Application."""
-        self.status_writes.labels(namespace, application).inc()
+        self.status_writes.inc()
+        if self.application_status_writes is not None:
+            self.application_status_writes.labels(namespace, application).inc()
 
     # ---------------------------------------------------------------- serving
 
@@ -219,6 +282,26 @@ class ReconcileOutcome:
 
     def __init__(self) -> None:
         self.result: ReconcileResult = "success"
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What `record_health` last recorded of one application."""
+
+    phase: str
+    children: dict[tuple[str, str], int]
+
+
+def _add(gauge: Gauge, totals: dict[Any, int], key: Any, delta: int) -> None:
+    """Move one total; a total of zero loses its series (no zero-valued series)."""
+    total = totals.get(key, 0) + delta
+    labels = key if isinstance(key, tuple) else (key,)
+    if total > 0:
+        totals[key] = total
+        gauge.labels(*labels).set(total)
+    else:
+        totals.pop(key, None)
+        _remove(gauge, *labels)
 
 
 def _remove(metric: Gauge | Counter, *labels: str) -> None:

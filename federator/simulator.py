@@ -11,19 +11,25 @@ reads as the intended health (the unit tests check each transition).
 The sequences (each arrow is one tick):
 
 - KafkaTopic (Strimzi): no status -> ``Ready=True`` with ``observedGeneration``, ``topicName``,
-  ``topicId``; a spec change -> ``Ready=True`` for the new generation. The annotations
+  ``topicId``; a spec change -> ``Ready=True`` for the new generation. In broker mode
+  (``kafka_topics``, see ``federator.simulator_broker``) the topics are created and altered on a
+  real Kafka broker instead, and the status is the broker's answer. The annotations
   ``strimzi.io/pause-reconciliation: "true"`` and ``strimzi.io/managed: "false"`` give the
   ``ReconciliationPaused`` and ``Unmanaged`` conditions, as Strimzi does.
 - SparkApplication (Kubeflow): ``""`` -> SUBMITTED (new ``submissionID``) -> RUNNING with one
   RUNNING executor per expected instance; a spec change -> INVALIDATING -> PENDING_RERUN ->
   SUBMITTED (new ``submissionID``) -> RUNNING; ``spec.suspend`` -> SUSPENDING -> SUSPENDED;
-  resumed -> RESUMING -> SUBMITTED -> RUNNING.
-- FlinkDeployment (Apache): CREATED -> DEPLOYED (JobManager DEPLOYING) -> STABLE (JobManager
-  READY, job RUNNING); a spec change -> UPGRADING -> DEPLOYED -> STABLE; ``spec.job.state:
-  suspended`` -> SUSPENDED.
+  resumed -> RESUMING -> SUBMITTED -> RUNNING; a refused submission (SUBMISSION_FAILED) is
+  retried at once.
+- FlinkDeployment (Apache): CREATED -> DEPLOYED (JobManager DEPLOYING) -> DEPLOYED
+  (DEPLOYED_NOT_READY) -> STABLE (JobManager READY, job RUNNING); a spec change -> UPGRADING ->
+  DEPLOYED -> STABLE; ``spec.job.state: suspended`` -> SUSPENDED.
 - FlinkApplication (Lyft): New (``""``) -> ClusterStarting -> SubmittingJob -> Running (job
   RUNNING, ``deployHash`` = the spec's hash); a spec change -> Updating -> ClusterStarting ->
   Savepointing -> SubmittingJob -> Running with the new ``deployHash``.
+
+The Spark and Flink sequences, and the fields of each status, are checked against the statuses
+the real spark-operator v2.5.2 and Flink operator 1.7.0 wrote (test_simulator_conformance.py).
 
 Failures are injected with ``DelegateSimulator.fail`` (kept until ``recover``) or by a human with
 ``kubectl annotate <kind> <name> simulator.federator.io/fail="<message>"`` (optionally
@@ -48,11 +54,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from federator.core import health, naming
 from federator.core.fields import as_int
 from federator.core.fields import get as _get
+
+if TYPE_CHECKING:
+    from federator.simulator_broker import BrokerTopics
 
 log = logging.getLogger("federator.simulator")
 
@@ -330,6 +339,11 @@ def _spark(old: dict[str, Any], state: str, *, error: str = "", **changes: Any) 
     return _changed(new, changes)
 
 
+def _counter(status: Mapping[str, Any], key: str) -> int:
+    value = as_int(status.get(key))
+    return value if value is not None and value > 0 else 0
+
+
 def spark_application_step(
     body: Mapping[str, Any],
     *,
@@ -340,6 +354,13 @@ def spark_application_step(
 ) -> Step | None:
     """The Spark operator's state machine for a streaming application (restartPolicy Always).
 
+    Field by field as kubeflow spark-operator v2.5.2 writes them (checked against its captured
+    statuses in tests/unit/test_simulator_conformance.py): a submission counts in both
+    ``submissionAttempts`` and ``executionAttempts`` and names only the driver pod;
+    ``sparkApplicationId`` and the UI appear when it runs; FAILING sets ``terminationTime``; a
+    rerun after a failure, a suspension and a resume keep the counters but forget the run; an
+    invalidation (spec change) forgets the counters too.
+
     ``submitted_generation``: the generation of the last submission (``None``: unknown, e.g. the
     simulator restarted; the current status is then taken to describe the current spec).
     """
@@ -349,69 +370,86 @@ def spark_application_step(
     state = str(_get(old, "applicationState", "state") or "")
     seen = generation if submitted_generation is None and old else submitted_generation
     suspend = _get(body, "spec", "suspend") is True
+    forget_run: dict[str, Any] = {"sparkApplicationId": _MISSING, "executorState": _MISSING}
 
     def step(new: dict[str, Any], new_state: str, described: int | None = seen) -> Step | None:
         return None if new == old else Step(status=new, state=new_state, generation=described)
 
-    def submit() -> Step | None:
-        attempts = old.get("submissionAttempts")
-        new = _spark(
-            old,
-            "SUBMITTED",
-            submissionID=new_id(),
-            sparkApplicationId=f"spark-{uuid.UUID(new_id()).hex}",
-            lastSubmissionAttemptTime=now,
-            submissionAttempts=(attempts if isinstance(attempts, int) else 0) + 1,
-            driverInfo={
-                "podName": f"{name}-driver",
-                "webUIServiceName": f"{name}-ui-svc",
-                "webUIPort": 4040,
-            },
-            executorState=_MISSING,
-            terminationTime=_MISSING,
+    def attempt(new_state: str, *, error: str = "", executed: bool) -> dict[str, Any]:
+        """A spark-submit: new submissionID, the attempt counted, only the driver pod named."""
+        changes: dict[str, Any] = {
+            **forget_run,
+            "submissionID": new_id(),
+            "lastSubmissionAttemptTime": now,
+            "submissionAttempts": _counter(old, "submissionAttempts") + 1,
+            "driverInfo": {"podName": f"{name}-driver"},
+            "terminationTime": _MISSING,
+        }
+        if executed:
+            changes["executionAttempts"] = _counter(old, "executionAttempts") + 1
+        return _spark(old, new_state, error=error, **changes)
+
+    def idle(new_state: str, **changes: Any) -> dict[str, Any]:
+        """No run any more (rerun pending, suspended): no driver, no id, no executors."""
+        return _spark(
+            old, new_state, driverInfo={}, terminationTime=_MISSING, **forget_run, **changes
         )
-        return step(new, "SUBMITTED", generation)
 
     if failure is not None:
         target = failure.state or SPARK_FAILURE_STATES[0]
-        executors = old.get("executorState")
-        changes: dict[str, Any] = {}
-        if target != "FAILING":
-            changes["terminationTime"] = old.get("terminationTime") or now
-        if isinstance(executors, Mapping) and executors and target == "FAILED":
-            changes["executorState"] = dict.fromkeys(executors, "FAILED")
+        if target == "SUBMISSION_FAILED":
+            if state == target:
+                return step(_spark(old, target, error=failure.message), target)
+            new = attempt(target, error=failure.message, executed=False)
+            return step(new, target, generation)
+        # The driver failed: FAILING first (restartPolicy Always), FAILED when retries are over.
+        changes = {"terminationTime": old.get("terminationTime") or now}
         return step(_spark(old, target, error=failure.message, **changes), target)
     if suspend:
         if state == "SUSPENDED":
             return None
         if state == "SUSPENDING":
-            new = _spark(old, "SUSPENDED", executorState=_MISSING, terminationTime=now)
-            return step(new, "SUSPENDED")
+            return step(idle("SUSPENDED"), "SUSPENDED")
         return step(_spark(old, "SUSPENDING"), "SUSPENDING")
     if state in ("SUSPENDED", "SUSPENDING"):
-        return step(_spark(old, "RESUMING"), "RESUMING")
-    if not old or state in {"", "RESUMING", "PENDING_RERUN"}:
-        return submit()
+        return step(idle("RESUMING"), "RESUMING")
+    if not old or state in {"", "RESUMING", "PENDING_RERUN", "SUBMISSION_FAILED"}:
+        return step(attempt("SUBMITTED", executed=True), "SUBMITTED", generation)
     if seen != generation and state != "INVALIDATING":
         # The operator kills the running application and resubmits the updated spec.
-        return step(_spark(old, "INVALIDATING", executorState=_MISSING), "INVALIDATING")
+        return step(_spark(old, "INVALIDATING"), "INVALIDATING")
     if state == "INVALIDATING":
-        return step(_spark(old, "PENDING_RERUN", terminationTime=now), "PENDING_RERUN")
+        # The rerun of a changed spec starts afresh: the attempt counters go too.
+        new = {"applicationState": {"state": "PENDING_RERUN"}, "driverInfo": {}}
+        if "submissionID" in old:
+            new["submissionID"] = old["submissionID"]
+        return step(new, "PENDING_RERUN")
     if state in ("SUBMITTED", "RUNNING"):
         count = spark_expected_executors(body)
         executors = {f"{name}-exec-{index}": "RUNNING" for index in range(1, count + 1)}
-        attempts = old.get("executionAttempts")
+        application_id = old.get("sparkApplicationId") or f"spark-{uuid.UUID(new_id()).hex}"
         new = _spark(
             old,
             "RUNNING",
+            sparkApplicationId=application_id,
+            driverInfo={
+                "podName": f"{name}-driver",
+                "webUIAddress": f"{_ui_address(name)}:4040",
+                "webUIPort": 4040,
+                "webUIServiceName": f"{name}-ui-svc",
+            },
             executorState=executors,
-            executionAttempts=attempts if isinstance(attempts, int) and attempts else 1,
         )
         return step(new, "RUNNING")
-    # FAILED, SUBMISSION_FAILED, FAILING, COMPLETED, SUCCEEDING, UNKNOWN, anything else:
-    # restartPolicy Always reruns the application.
-    new = _spark(old, "PENDING_RERUN", executorState=_MISSING)
-    return step(new, "PENDING_RERUN")
+    # FAILED, FAILING, COMPLETED, SUCCEEDING, UNKNOWN, anything else: restartPolicy Always
+    # reruns the application, keeping the attempt counters.
+    return step(idle("PENDING_RERUN"), "PENDING_RERUN")
+
+
+def _ui_address(name: str) -> str:
+    """A stable stand-in for the UI service's cluster IP (the operator writes the real one)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"10.96.{digest[0]}.{max(digest[1], 1)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,6 +535,16 @@ def flink_deployment_step(
                 jobStatus=job_in("RUNNING"),
                 observedGeneration=generation,
             )
+        elif old.get("jobManagerDeploymentStatus") in (None, "MISSING"):
+            # Refused before anything was deployed (e.g. the spec failed the operator's
+            # validation): no JobManager, and no job that could have a state.
+            new = _flink(
+                old,
+                "FAILED",
+                jobManagerDeploymentStatus="MISSING",
+                jobStatus={k: v for k, v in job_status.items() if k != "state"} or _MISSING,
+                observedGeneration=generation,
+            )
         else:
             new = _flink(old, "FAILED", jobStatus=job_in("FAILED"), observedGeneration=generation)
         new["error"] = flink_error(failure.message)
@@ -542,6 +590,10 @@ def flink_deployment_step(
             observedGeneration=generation,
         )
         return step(new, "UPGRADING")
+    if lifecycle == "DEPLOYED" and old.get("jobManagerDeploymentStatus") == "DEPLOYING":
+        # The JobManager Deployment is available; its REST endpoint not answering yet.
+        new = _flink(old, "DEPLOYED", jobManagerDeploymentStatus="DEPLOYED_NOT_READY")
+        return step(new, "DEPLOYED")
     if lifecycle == "DEPLOYED":
         return _flink_stable(old, body=body, now=now, new_id=new_id, step=step, job_in=job_in)
     if lifecycle != "STABLE":
@@ -797,15 +849,20 @@ class DelegateSimulator:
 
     ``api_client``: a ``kubernetes.client.ApiClient`` allowed to list the delegate kinds, read
     their CRDs and patch their status. ``namespaces``: only these (default: all namespaces).
-    ``interval``: seconds between ticks of ``run_in_thread``/``run``.
+    ``kinds``: only these delegate kinds (default: all), e.g. every kind but SparkApplication
+    when the real spark-operator runs. ``interval``: seconds between ticks of
+    ``run_in_thread``/``run``. ``kafka_topics``: broker mode (``federator.simulator_broker``):
+    KafkaTopics are reconciled on a real Kafka broker and their statuses are its answers.
     """
 
     api_client: Any
     interval: float = DEFAULT_INTERVAL
     namespaces: Sequence[str] | None = None
+    kinds: frozenset[str] | None = None
     label_selector: str = MANAGED_SELECTOR
     discovery_interval: float = DEFAULT_DISCOVERY_INTERVAL
     clock: Callable[[], str] = utc_now
+    kafka_topics: BrokerTopics | None = None
     _served: dict[str, Served] = field(default_factory=dict, init=False, repr=False)
     _discovered_at: float | None = field(default=None, init=False, repr=False)
     _failures: dict[tuple[str, str, str], Failure] = field(
@@ -849,7 +906,7 @@ class DelegateSimulator:
 
         api = CustomObjectsApi(self.api_client)
         found: dict[str, Served] = {}
-        for delegate in DELEGATES:
+        for delegate in self._delegates():
             try:
                 crd = api.get_cluster_custom_object(
                     "apiextensions.k8s.io", "v1", "customresourcedefinitions", delegate.crd_name
@@ -868,6 +925,9 @@ class DelegateSimulator:
             self._discovered_at = time.monotonic()
         return found
 
+    def _delegates(self) -> tuple[Delegate, ...]:
+        return tuple(d for d in DELEGATES if self.kinds is None or d.kind in self.kinds)
+
     # -- ticks
 
     def step(self) -> list[Transition]:
@@ -879,7 +939,7 @@ class DelegateSimulator:
                 since = (
                     None if self._discovered_at is None else time.monotonic() - self._discovered_at
                 )
-                missing = len(self._served) < len(DELEGATES)
+                missing = len(self._served) < len(self._delegates())
             # Absent kinds are looked for often (a CRD installed later is picked up quickly).
             if (
                 since is None
@@ -900,7 +960,26 @@ class DelegateSimulator:
             for uid in list(self._submitted):
                 if uid not in live:
                     del self._submitted[uid]
+            if self.kafka_topics is not None and KAFKA_TOPIC in self.served:
+                self.kafka_topics.sweep(live, self._still_exists)
             return transitions
+
+    def _still_exists(self, namespace: str, name: str, uid: str) -> bool | None:
+        """Whether the KafkaTopic with this uid still exists (None: cannot tell now)."""
+        from kubernetes.client import CustomObjectsApi
+        from kubernetes.client.exceptions import ApiException
+
+        served = self.served.get(KAFKA_TOPIC)
+        if served is None:
+            return None
+        delegate = served.delegate
+        try:
+            body = CustomObjectsApi(self.api_client).get_namespaced_custom_object(
+                delegate.group, served.version, namespace, delegate.plural, name
+            )
+        except ApiException as exc:
+            return False if exc.status == 404 else None
+        return str(_get(body, "metadata", "uid") or "") == uid
 
     def _list(self, api: Any, served: Served) -> Iterable[Mapping[str, Any]]:
         from kubernetes.client.exceptions import ApiException
@@ -936,6 +1015,8 @@ class DelegateSimulator:
         name = _name(body)
         uid = str(_get(body, "metadata", "uid") or "")
         if _get(body, "metadata", "deletionTimestamp"):
+            if kind == KAFKA_TOPIC and self.kafka_topics is not None:
+                self.kafka_topics.deleted(namespace, name, uid)
             return None
         with self._lock:
             requested = self._failures.get((kind, namespace, name))
@@ -949,13 +1030,16 @@ class DelegateSimulator:
         if kind == SPARK_APPLICATION and uid not in self._submitted and body.get("status"):
             # Seen for the first time with a status (e.g. after a restart): trust it.
             self._submitted[uid] = _generation(body)
-        step = next_step(
-            kind,
-            body,
-            failure=failure,
-            submitted_generation=self._submitted.get(uid),
-            now=self.clock(),
-        )
+        if kind == KAFKA_TOPIC and self.kafka_topics is not None:
+            step = self.kafka_topics.step(body, failure=failure, now=self.clock())
+        else:
+            step = next_step(
+                kind,
+                body,
+                failure=failure,
+                submitted_generation=self._submitted.get(uid),
+                now=self.clock(),
+            )
         if step is None:
             return None
         patch: dict[str, Any] = {

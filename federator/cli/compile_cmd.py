@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
 from federator.core import childschema, compiler, export, validation
@@ -17,7 +17,7 @@ from federator.core.problems import InvalidSpec, Problem
 from federator.core.resources import application_crd_path
 from federator.core.settings import Settings, SettingsError
 from federator.settings_file import load_settings
-from federator.yamlio import InputError, iter_documents, load_all, read_text
+from federator.yamlio import InputError, dump_all, iter_documents, load_all, read_text
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -88,6 +88,26 @@ def _schemas_dir(value: str | None) -> str | None:
         raise UsageError(str(exc)) from None
 
 
+def _without_cyclic_gc(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """A one-shot command over one input of at most 3 MiB makes almost no cyclic garbage (the
+    peak memory of a 1,000-streamlet compile is the same without the collector), yet the
+    collector's passes over its hundreds of thousands of young objects were a fifth of the
+    time. Reference counting still frees everything; the collector is back afterwards."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return command(args)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run
+
+
+@_without_cyclic_gc
 def cmd_compile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     args.schemas = _schemas_dir(args.schemas)
@@ -120,10 +140,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         json.dump({"apiVersion": "v1", "kind": "List", "items": manifests}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        yaml.safe_dump_all(manifests, sys.stdout, sort_keys=False, default_flow_style=False)
+        dump_all(manifests, sys.stdout)
     return EXIT_OK
 
 
+@_without_cyclic_gc
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     code = EXIT_OK
@@ -138,6 +159,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return code
 
 
+@_without_cyclic_gc
 def cmd_graph(args: argparse.Namespace) -> int:
     settings = _settings(args)
     code = EXIT_OK

@@ -11,6 +11,11 @@ explore. Everything started is stopped on exit.
 It fails fast: a kind the application renders that no CRD file defines, a CRD the API server
 refuses, or a child that reads DelegateNotInstalled stops the demo at once with the reason,
 instead of waiting for a Healthy that cannot come.
+
+`--real-spark` runs the REAL kubeflow spark-operator (built once from the Go module proxy and
+Maven Central by `federator.devcluster.delegates`, cached; minutes the first time) for the
+SparkApplications, with the executor stand-in kwok needs (docs/real-delegates.md); the simulator
+then moves only the other kinds. It needs a checkout (the recipe lives in hack/delegates).
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ def _watch(plane: Any, path: str, timeout: float, operator: Any) -> str:
     return phase
 
 
-def _explain(plane: Any, bin_dir: Path, name: str, namespace: str) -> None:
+def _explain(plane: Any, bin_dir: Path, name: str, namespace: str, real_spark: bool) -> None:
     from federator.cli.main import main as cli
 
     _say()
@@ -135,10 +140,13 @@ def _explain(plane: Any, bin_dir: Path, name: str, namespace: str) -> None:
     _say(f"  {kubectl} get kafkatopics,sparkapplications,deployments -A")
     _say(f"  {kubectl} describe fapp {name} -n {namespace}")
     _say(f"  federator status {name} -n {namespace}")
-    _say(
-        f"  {kubectl} annotate sparkapplication -n {namespace} {name}-cdr-aggregator "
-        "simulator.federator.io/fail='OutOfMemoryError'"
-    )
+    if real_spark:
+        _say(f"  {kubectl} get sparkapplications -n {namespace} -o wide   # the real operator's")
+    else:
+        _say(
+            f"  {kubectl} annotate sparkapplication -n {namespace} {name}-cdr-aggregator "
+            "simulator.federator.io/fail='OutOfMemoryError'"
+        )
 
 
 def _apply_application(plane: Any, path: str, body: Mapping[str, Any]) -> bool:
@@ -153,18 +161,45 @@ def _apply_application(plane: Any, path: str, body: Mapping[str, Any]) -> bool:
     return bool(status < 300)
 
 
-def _cleanup(operator: Any, workdir: Path) -> None:
-    if operator is not None:
-        operator.stop()
+def _start_real_spark(built: Any, plane: Any, namespace: str, workdir: Path) -> list[Any]:
+    """The real spark-operator on `namespace` and the executor stand-in."""
+    from federator.devcluster.spark_operator import ExecutorStandIn, SparkOperatorProcess
+
+    spark = SparkOperatorProcess(built, plane, [namespace], workdir / "spark-operator.log")
+    spark.start()
+    assert spark.proc is not None
+    _say(f"spark-operator: the real kubeflow operator (pid {spark.proc.pid}, log {spark.log})")
+    executors = ExecutorStandIn(plane, [namespace])
+    executors.run_in_thread()
+    return [spark, executors]
+
+
+def _stop(started: list[Any]) -> None:
+    """Stop what was started, in reverse order (each once)."""
+    while started:
+        started.pop().stop()
+
+
+def _cleanup(workdir: Path, started: list[Any]) -> None:
+    """Stop whatever is still running and remove the work directory."""
+    _stop(started)
     for leftover in sorted(workdir.glob("*")):
         leftover.unlink()
     workdir.rmdir()
 
 
+def _spark_build(args: argparse.Namespace) -> Any:
+    """The built real spark-operator when `--real-spark` (built now if missing), else None."""
+    if not args.real_spark:
+        return None
+    from federator.devcluster import delegates
+
+    return delegates.ensure_spark_operator(out=sys.stdout)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from federator.devcluster import build
-    from federator.devcluster.launcher import ControlPlane, ControlPlaneError
-    from federator.simulator import DelegateSimulator
+    from federator.devcluster import build, delegates
+    from federator.devcluster.launcher import ControlPlaneError
 
     try:
         settings_doc = yaml.safe_load(Path(args.settings).read_text(encoding="utf-8")) or {}
@@ -177,40 +212,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         crd_files = delegate_crds({child.kind for child in compiled.children})
-    except crdfiles.CRDFileError as exc:
+        bin_dir = build.ensure_binaries()
+        spark_build = _spark_build(args)
+    except (crdfiles.CRDFileError, delegates.DelegateBuildError) as exc:
         print(f"federator demo: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    meta = body.get("metadata") or {}
-    namespace, name = meta.get("namespace", "default"), meta["name"]
-    path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/applications/{name}"
-
-    bin_dir = build.ensure_binaries()
     workdir = Path(tempfile.mkdtemp(prefix="federator-demo-"))
-    operator: Any = None
+    started: list[Any] = []
     try:
-        with ControlPlane(bin_dir=bin_dir) as plane:
-            _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
-            installed = plane.install_crds(resources.application_crd_path(), *crd_files)
-            _say(f"CRDs: {', '.join(installed)}")
-            kafka = {c["namespace"] for c in settings_doc.get("kafkaClusters", [])}
-            for ns in sorted({namespace} | kafka):
-                plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
-            operator = _start_operator(plane, settings_doc, workdir)
-            with DelegateSimulator(plane.api_client(), interval=0.3):
-                _say("delegate simulator: moving KafkaTopic/Spark/Flink statuses (a dev tool)")
-                if not _apply_application(plane, path, body):
-                    return EXIT_INVALID
-                _say(f"applied {args.file}: Application {namespace}/{name}\n")
-                phase = _watch(plane, path, args.timeout, operator)
-                if operator.proc.poll() is not None:
-                    _say(operator.log.read_text()[-3000:])
-                    return EXIT_INVALID
-                _explain(plane, bin_dir, name, namespace)
-                if args.wait:
-                    _say("Ctrl-C stops everything.")
-                    while plane.running and operator.proc.poll() is None:
-                        time.sleep(1.0)
-                return EXIT_OK if phase == "Healthy" else EXIT_INVALID
+        return _run(
+            args,
+            body,
+            settings_doc=settings_doc,
+            crd_files=crd_files,
+            bin_dir=bin_dir,
+            spark_build=spark_build,
+            workdir=workdir,
+            started=started,
+        )
     except ControlPlaneError as exc:
         print(f"federator demo: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -218,7 +237,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say("stopped")
         return EXIT_OK
     finally:
-        _cleanup(operator, workdir)
+        _cleanup(workdir, started)
+
+
+def _run(
+    args: argparse.Namespace,
+    body: Mapping[str, Any],
+    *,
+    settings_doc: dict[str, Any],
+    crd_files: list[Path],
+    bin_dir: Path,
+    spark_build: Any,
+    workdir: Path,
+    started: list[Any],
+) -> int:
+    """Everything on a live control plane. What it starts goes into `started` and is stopped,
+    the last first, before the control plane stops (the caller stops any leftovers)."""
+    from federator.devcluster.launcher import ControlPlane
+    from federator.simulator import DelegateSimulator
+
+    meta = body.get("metadata") or {}
+    namespace, name = meta.get("namespace", "default"), meta["name"]
+    path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/applications/{name}"
+    with ControlPlane(bin_dir=bin_dir) as plane:
+        try:
+            _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
+            installed = plane.install_crds(resources.application_crd_path(), *crd_files)
+            _say(f"CRDs: {', '.join(installed)}")
+            kafka = {c["namespace"] for c in settings_doc.get("kafkaClusters", [])}
+            for ns in sorted({namespace} | kafka):
+                plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+            operator = _start_operator(plane, settings_doc, workdir)
+            started.append(operator)
+            simulated = {d.kind for d in runtimes.ALL if not d.builtin}
+            if spark_build is not None:
+                started.extend(_start_real_spark(spark_build, plane, namespace, workdir))
+                simulated.discard(runtimes.SPARK_APPLICATION.kind)
+            kinds = frozenset(simulated)
+            with DelegateSimulator(plane.api_client(), interval=0.3, kinds=kinds):
+                _say(f"delegate simulator (a dev tool) moving: {', '.join(sorted(kinds))}")
+                if not _apply_application(plane, path, body):
+                    return EXIT_INVALID
+                _say(f"applied {args.file}: Application {namespace}/{name}\n")
+                phase = _watch(plane, path, args.timeout, operator)
+                if operator.proc.poll() is not None:
+                    _say(operator.log.read_text()[-3000:])
+                    return EXIT_INVALID
+                _explain(plane, bin_dir, name, namespace, spark_build is not None)
+                if args.wait:
+                    _say("Ctrl-C stops everything.")
+                    while plane.running and operator.proc.poll() is None:
+                        time.sleep(1.0)
+                return EXIT_OK if phase == "Healthy" else EXIT_INVALID
+        finally:  # before the control plane goes: they talk to it
+            _stop(started)
 
 
 def register(subparsers: Any) -> None:
@@ -229,6 +301,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("file", nargs="?", default=str(DEFAULT_APP), metavar="FILE")
     p.add_argument("--settings", default=str(DEFAULT_SETTINGS), metavar="FILE")
-    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Healthy")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for Healthy")
     p.add_argument("--wait", action="store_true", help="keep running until Ctrl-C")
+    p.add_argument(
+        "--real-spark",
+        action="store_true",
+        help="run the real kubeflow spark-operator for SparkApplications (built and cached the "
+        "first time: minutes; needs go, mvn and java)",
+    )
     p.set_defaults(func=cmd_demo)

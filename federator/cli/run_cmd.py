@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from federator.cli.main import EXIT_OK, UsageError
-from federator.core.settings import SettingsError
+from federator.core import sharding
+from federator.core.settings import SettingsError, ShardingSettings
 from federator.settings_file import load_settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.settings)
+        if args.shard is not None:  # one settings file (the chart's ConfigMap), N shards
+            shard = sharding.check_name(args.shard) if args.shard else None
+            settings = replace(settings, sharding=ShardingSettings(shard=shard))
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    except sharding.ShardError as exc:
+        raise UsageError(f"--shard: {exc}") from None
     from federator.operator.run import run
 
     run(
@@ -51,6 +58,12 @@ def register(subparsers: Any) -> None:
         "--priority",
         type=int,
         help="kopf peering priority (default: random per process, so replicas differ)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="NAME",
+        help="serve only the Applications labelled federator.io/shard=NAME (overrides the "
+        "settings' sharding.shard; an empty NAME: the default shard, those without the label)",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_run)

@@ -26,6 +26,11 @@ SparkApplication, FlinkDeployment or FlinkApplication moves one step per tick th
 operator's real states, until it is healthy. Kinds whose CRD is not installed are skipped and
 picked up when it is. Runs until Ctrl-C.
 
+With --kafka-bootstrap HOST:PORT it plays Strimzi's topic operator against a real Kafka broker:
+every KafkaTopic's topic is created, altered (config, more partitions) and deleted there, and the
+broker's answer is the KafkaTopic's status (Ready=False with the error on refusal). Needs the
+Kafka admin client: pip install 'federator[kafka]'.
+
 Inject a failure by hand:
   kubectl annotate sparkapplication NAME {FAIL_ANNOTATION}="executor lost"
 and recover:
@@ -61,7 +66,22 @@ def register(subparsers: Any) -> None:
         metavar="NAMESPACE",
         help="only children in this namespace (repeatable; default: all namespaces)",
     )
+    parser.add_argument(
+        "--kafka-bootstrap",
+        type=_bootstrap,
+        metavar="HOST:PORT",
+        help="broker mode: reconcile KafkaTopics on this Kafka broker (default: simulated)",
+    )
     parser.set_defaults(func=cmd_simulate)
+
+
+def _bootstrap(text: str) -> str:
+    from federator.simulator_broker import check_bootstrap
+
+    try:
+        return check_bootstrap(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> float:
@@ -96,16 +116,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         api = api_client(args.kubeconfig)
     except Exception as exc:
         raise UsageError(f"cannot load a Kubernetes configuration: {exc}") from None
-    sim = DelegateSimulator(api, interval=args.interval, namespaces=args.namespaces)
+    kafka_topics = None
+    if args.kafka_bootstrap:
+        from federator.simulator_broker import KafkaAdminMissing, broker_topics
+
+        try:
+            kafka_topics = broker_topics(args.kafka_bootstrap)
+        except KafkaAdminMissing as exc:
+            api.close()
+            raise UsageError(str(exc)) from None
+    sim = DelegateSimulator(
+        api, interval=args.interval, namespaces=args.namespaces, kafka_topics=kafka_topics
+    )
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         sim.stop()
 
     previous = signal.signal(signal.SIGTERM, on_term)
     where = ", ".join(args.namespaces) if args.namespaces else "all namespaces"
+    topics = f"; KafkaTopics on the broker {args.kafka_bootstrap}" if kafka_topics else ""
     print(
         f"federator simulate (development tool): playing the delegate operators in {where} "
-        f"every {args.interval:g}s; Ctrl-C to stop",
+        f"every {args.interval:g}s{topics}; Ctrl-C to stop",
         flush=True,
     )
     try:
@@ -115,6 +147,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     finally:
         sim.stop()
         signal.signal(signal.SIGTERM, previous)
+        if kafka_topics is not None:
+            kafka_topics.close()
         api.close()
     print("federator simulate: stopped", flush=True)
     return 0

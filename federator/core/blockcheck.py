@@ -22,18 +22,15 @@ from functools import cache
 from typing import Any
 
 import jsonschema
-import yaml
 from jsonschema.protocols import Validator
 
-from federator.core import deploymentschema, imageref, naming, openapi, runtimes
+from federator.core import deploymentschema, imageref, naming, openapi, plainyaml, runtimes
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
 from federator.core.resources import delegate_crds_dir
 from federator.core.runtimes import Delegate, Served
 from federator.core.settings import Settings
-
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Built-in kinds have no CRD: their spec schemas are written out.
 _BUILTIN_SPECS: Mapping[str, Mapping[str, Any]] = {
@@ -121,7 +118,7 @@ def _vendored_crd_schemas(crd_name: str) -> Mapping[tuple[str, str, str], Mappin
         text = path.read_text(encoding="utf-8")
         if not named.search(text):
             continue
-        for doc in yaml.load_all(text, Loader=_SafeLoader):
+        for doc in plainyaml.load_all(text):
             if isinstance(doc, Mapping) and doc.get("metadata", {}).get("name") == crd_name:
                 out.update(openapi.crd_versions(doc))
     return out

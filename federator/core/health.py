@@ -149,6 +149,9 @@ REASON_PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
 REASON_PAUSED: Final = "Paused"
 REASON_SCALED_TO_ZERO: Final = "ScaledToZero"
 
+# Strimzi's KafkaError messages start with the Kafka client exception's class name, e.g.
+# "org.apache.kafka.common.errors.InvalidReplicationFactorException: Unable to replicate ...".
+KAFKA_ERRORS_PACKAGE: Final = "org.apache.kafka.common.errors."
 # Child messages are clipped: a Spark errorMessage can be a whole stack trace.
 MAX_CHILD_MESSAGE: Final = 1024
 # The API server rejects condition messages over 32768 characters.
@@ -240,9 +243,11 @@ def kafka_topic(body: Mapping[str, Any]) -> ChildHealth:
         return stale
     if _condition_is(conditions, "Ready", "False"):
         ready = conditions["Ready"]
+        message = fields.as_str(fields.get(ready, "message")) or ""
         return _degraded(
             fields.as_str(fields.get(ready, "reason")) or REASON_NOT_READY,
-            fields.as_str(fields.get(ready, "message")) or "the topic operator reports Ready=False",
+            # Strimzi writes a broker error as the Java exception's text; its package is noise.
+            message.removeprefix(KAFKA_ERRORS_PACKAGE) or "the topic operator reports Ready=False",
         )
     replicas_change = fields.get(status, "replicasChange")
     if isinstance(replicas_change, Mapping) and replicas_change:
@@ -430,13 +435,25 @@ _FLINK_JOB_TERMINAL: Final[dict[str, str]] = {
 
 
 def _flink_error_text(error: str) -> str:
-    """The readable part of the Apache operator's ``status.error`` (a JSON object, usually)."""
+    """The readable part of the Apache operator's ``status.error`` (a JSON object, usually).
+
+    A failed job's top message is Flink's verdict on restarting it ("Recovery is suppressed by
+    NoRestartBackoffTimeStrategy", as the real operator 1.7.0 wrote); what went wrong is the
+    deepest entry of ``throwableList``, so that cause is shown too."""
     try:
         parsed = json.loads(error)
     except ValueError:
         return error
     message = fields.as_str(fields.get(parsed, "message"))
-    return message if message else error
+    if not message:
+        return error
+    causes = fields.get(parsed, "throwableList")
+    if isinstance(causes, list):
+        texts = [fields.as_str(fields.get(c, "message")) for c in causes if isinstance(c, Mapping)]
+        root = next((t for t in reversed(texts) if t), None)
+        if root and root not in message:
+            return f"{message} (caused by {root})"
+    return message
 
 
 def _flink_observed_generation(status: Mapping[str, Any]) -> int | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from federator.core import sharding
 from federator.core.settings import FlinkOperator
 
 DEFAULT_KAFKA_CLUSTER = "default"
@@ -140,6 +141,8 @@ class Application:
     service_account: str | None = None
     """`spec.serviceAccountName`: the ServiceAccount of the application's namespace whose
     rights write its children there (impersonated); None: the operator's default, if any."""
+    shard: str | None = None
+    """The `federator.io/shard` label: the shard that serves it; its children carry it too."""
     unreadable_streamlets: frozenset[str] = frozenset()
     """Names of streamlets too malformed to model (already reported by the schema check);
     references to them are not reported again as unknown."""
@@ -286,6 +289,7 @@ def from_body(body: Mapping[str, Any]) -> Application:
         namespace=_str(metadata.get("namespace"), "default"),
         uid=metadata.get("uid") if isinstance(metadata.get("uid"), str) else None,
         generation=_int(metadata.get("generation")),
+        shard=sharding.shard_of(body),
         kafka_cluster=_str(_map(spec.get("kafka")).get("cluster"), DEFAULT_KAFKA_CLUSTER),
         topic_defaults=TopicDefaults(
             partitions=_int(defaults.get("partitions")),

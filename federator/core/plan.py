@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from federator.core import naming, runtimes
+from federator.core import naming, runtimes, sharding
 from federator.core.health import ChildHealth, Health
 from federator.core.model import DeletionPolicy
 from federator.core.render import Child
@@ -82,7 +82,8 @@ def contains(desired: Any, live: Any) -> bool:
 
 
 def in_sync(child: Child, live: Observed) -> bool:
-    """Unchanged: same spec-hash AND no drift in the fields federator owns."""
+    """Unchanged: same spec-hash AND no drift in the fields federator owns AND the shard label
+    of the serving shard (absent for the default shard: a child moved there must lose it)."""
     manifest = child.manifest
     meta = manifest.get("metadata", {})
     live_meta = live.body.get("metadata") or {}
@@ -90,6 +91,7 @@ def in_sync(child: Child, live: Observed) -> bool:
         live.spec_hash == child.spec_hash
         and contains(manifest.get("spec", {}), live.body.get("spec"))
         and contains(meta.get("labels", {}), live_meta.get("labels"))
+        and sharding.shard_of(manifest) == sharding.shard_of(live.body)
     )
 
 

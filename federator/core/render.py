@@ -21,7 +21,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from federator.core import naming, runtimes
+from federator.core import naming, runtimes, sharding
 from federator.core.model import Application, PortRef, Runtime, Streamlet
 from federator.core.problems import Code, InvalidSpec, Problem, format_path
 from federator.core.resources import templates_dir
@@ -382,12 +382,16 @@ def owner_reference(app: Application) -> dict[str, Any]:
 def _finish(
     manifest: dict[str, Any], app: Application, *, owned: bool
 ) -> tuple[dict[str, Any], str]:
-    """Add ownership (same-namespace children only) and the spec-hash annotation."""
+    """Add ownership (same-namespace children only), the spec-hash annotation, and the shard
+    label of the serving shard (after the hash: which shard serves a child is not a change of
+    what it runs; the plan compares the label on its own)."""
     metadata = manifest.setdefault("metadata", {})
     if owned and app.uid and metadata.get("namespace") == app.namespace:
         metadata["ownerReferences"] = [owner_reference(app)]
     digest = naming.spec_hash(manifest)
     metadata.setdefault("annotations", {})[naming.SPEC_HASH_ANNOTATION] = digest
+    if app.shard:
+        metadata["labels"] = {**(metadata.get("labels") or {}), sharding.SHARD_LABEL: app.shard}
     return manifest, digest
 
 

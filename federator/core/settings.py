@@ -14,8 +14,11 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from federator.core import limits as app_limits
-from federator.core import topicpolicy
+from federator.core import sharding, topicpolicy
 from federator.core.podsecurity import Level
+
+FLINK_VERSION = re.compile(r"v[0-9]+_[0-9]+")
+"""A FlinkVersion enum name of the Apache Flink operator (`v1_19`)."""
 
 
 class TopicApiVersion(StrEnum):
@@ -69,7 +72,14 @@ class FlinkSettings:
     default_operator: FlinkPreference = FlinkPreference.AUTO
     """Used when a flink streamlet does not set `flinkOperator`."""
     flink_version: str = "v1_20"
-    """Apache FlinkDeployment `spec.flinkVersion` (FlinkVersion enum of the operator)."""
+    """Apache FlinkDeployment `spec.flinkVersion` (FlinkVersion enum of the operator): one the
+    installed operator reads (1.7.0 stops at v1_19; an unknown value shut it down). Checked
+    against the installed CRD before every apply (`crdcheck`)."""
+    supported_versions: tuple[str, ...] = ()
+    """The `flinkVersion` values the running Apache Flink operator reads (its Java enum), for a
+    cluster whose FlinkDeployment CRD allows more (a CRD newer than the operator: the API server
+    stores the object, the operator cannot read it and shuts down). Empty: what the installed
+    CRD allows. Checked before every apply, streamlet overrides included."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +96,11 @@ class OperatorSettings:
     """The longest a child event waits before its application is reconciled: events closer
     together than 10 ms coalesce into one reconcile (and at most one status write) for up to
     this long; an isolated event is acted on at once."""
+    metrics_per_application: bool = False
+    """Also serve per-Application metric series (phase, children by kind and health, status
+    writes). Off by default: they grow with the number of Applications (850 made a 2.5 MB
+    scrape), and each Application's status already says the same; the totals by phase and by
+    kind and health are always served."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +154,15 @@ class ImpersonationSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShardingSettings:
+    """Which Applications this operator process serves (docs/sharding.md)."""
+
+    shard: str | None = None
+    """This process's shard: it serves the Applications labelled `federator.io/shard: <shard>`
+    and their children. None (the default shard) serves those without the label."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     kafka_clusters: tuple[KafkaCluster, ...] = field(default_factory=tuple)
     flink: FlinkSettings = field(default_factory=FlinkSettings)
@@ -147,6 +171,7 @@ class Settings:
     impersonation: ImpersonationSettings = field(default_factory=ImpersonationSettings)
     limits: app_limits.Limits = field(default_factory=app_limits.Limits)
     """How big one Application may be (`limits.maxStreamlets`, `limits.maxChildren`)."""
+    sharding: ShardingSettings = field(default_factory=ShardingSettings)
 
     def kafka_cluster(self, name: str) -> KafkaCluster | None:
         for cluster in self.kafka_clusters:
@@ -233,7 +258,15 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         raise SettingsError("settings: expected a mapping at the top level")
     _reject_unknown(
         data,
-        {"kafkaClusters", "flink", "operator", "podSecurity", "impersonation", "limits"},
+        {
+            "kafkaClusters",
+            "flink",
+            "operator",
+            "podSecurity",
+            "impersonation",
+            "limits",
+            "sharding",
+        },
         "settings",
     )
     clusters = []
@@ -278,20 +311,43 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
             )
         )
     flink_raw = _get(data, "flink", Mapping, "settings", {})
-    _reject_unknown(flink_raw, {"defaultOperator", "flinkVersion"}, "settings.flink")
+    _reject_unknown(
+        flink_raw, {"defaultOperator", "flinkVersion", "supportedVersions"}, "settings.flink"
+    )
+    flink_version = _get(flink_raw, "flinkVersion", str, "settings.flink", "v1_20")
+    supported = _get(flink_raw, "supportedVersions", list, "settings.flink", [])
+    if not all(isinstance(v, str) and FLINK_VERSION.fullmatch(v) for v in supported):
+        raise SettingsError(
+            f"settings.flink.supportedVersions: expected FlinkVersion names like v1_19, "
+            f"got {supported!r}"
+        )
+    if supported and flink_version not in supported:
+        raise SettingsError(
+            f"settings.flink.flinkVersion: {flink_version!r} is not one of "
+            f"settings.flink.supportedVersions ({', '.join(supported)}): the Flink operator "
+            "could not read the FlinkDeployments federator renders"
+        )
     flink = FlinkSettings(
         default_operator=_enum(
             FlinkPreference,
             flink_raw.get("defaultOperator", "auto"),
             "settings.flink.defaultOperator",
         ),
-        flink_version=_get(flink_raw, "flinkVersion", str, "settings.flink", "v1_20"),
+        flink_version=flink_version,
+        supported_versions=tuple(supported),
     )
     op_raw = _get(data, "operator", Mapping, "settings", {})
     where = "settings.operator"
     _reject_unknown(
         op_raw,
-        {"namespaces", "resyncSeconds", "metricsPort", "livenessPort", "statusDebounceSeconds"},
+        {
+            "namespaces",
+            "resyncSeconds",
+            "metricsPort",
+            "livenessPort",
+            "statusDebounceSeconds",
+            "metricsPerApplication",
+        },
         where,
     )
     namespaces = _get(op_raw, "namespaces", list, where, [])
@@ -303,6 +359,7 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         metrics_port=_get(op_raw, "metricsPort", int, where, 8080),
         liveness_port=_get(op_raw, "livenessPort", int, where, 8081),
         status_debounce_seconds=_get(op_raw, "statusDebounceSeconds", float, where, 0.2),
+        metrics_per_application=_get(op_raw, "metricsPerApplication", bool, where, False),
     )
     return Settings(
         kafka_clusters=tuple(clusters),
@@ -311,7 +368,21 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
         pod_security=_pod_security(data),
         impersonation=_impersonation(data),
         limits=_limits(data),
+        sharding=_sharding(data),
     )
+
+
+def _sharding(data: Mapping[str, Any]) -> ShardingSettings:
+    where = "settings.sharding"
+    raw = _get(data, "sharding", Mapping, "settings", {})
+    _reject_unknown(raw, {"shard"}, where)
+    shard = _get(raw, "shard", str, where, "") or None
+    if shard is not None:
+        try:
+            sharding.check_name(shard)
+        except sharding.ShardError as exc:
+            raise SettingsError(f"{where}.shard: {exc}") from None
+    return ShardingSettings(shard=shard)
 
 
 def _limits(data: Mapping[str, Any]) -> app_limits.Limits:

@@ -16,10 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
-import yaml
 from jsonschema.protocols import Validator
 
-from federator.core import blockcheck, limits, model, openapi, topicpolicy, topology
+from federator.core import blockcheck, limits, model, openapi, plainyaml, topicpolicy, topology
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -46,8 +45,7 @@ class Result:
 
 @lru_cache(maxsize=1)
 def application_crd() -> Mapping[str, Any]:
-    with application_crd_path().open(encoding="utf-8") as handle:
-        crd: Mapping[str, Any] = yaml.safe_load(handle)
+    crd: Mapping[str, Any] = plainyaml.load(application_crd_path().read_text(encoding="utf-8"))
     return crd
 
 

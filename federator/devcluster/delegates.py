@@ -44,7 +44,10 @@ SPARK_RECIPE_FILES: tuple[str, ...] = ("pom.xml", "spark-submit", "log4j2.proper
 COMPLETE_MARKER = ".complete"
 
 # Delegates whose recipe lives in their own module (as `RECIPE`), imported only when asked for.
-_RECIPE_MODULES: dict[str, str] = {}
+_RECIPE_MODULES: dict[str, str] = {
+    "kafka": "federator.devcluster.kafka_broker",
+    "flink": "federator.devcluster.flink_operator",
+}
 
 
 class DelegateBuildError(RuntimeError):
@@ -366,4 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main: under `python -m` this file is `__main__`, and the
+    # recipe modules import `federator.devcluster.delegates`, whose `Recipe` is another class.
+    from federator.devcluster import delegates as _module  # noqa: PLW0406
+
+    sys.exit(_module.main())

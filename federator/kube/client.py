@@ -25,6 +25,7 @@ FIELD_MANAGER = "federator"
 APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
 REQUEST_TIMEOUT = (5.0, 30.0)
 IMPERSONATE_USER = "Impersonate-User"
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeError(Exception):
@@ -125,6 +126,8 @@ class Kube:
     on_write: Callable[[str, str], None] | None = None
     acting_as: str | None = None
     """The user this client impersonates; None: federator's own identity."""
+    instance: str = "federator"
+    """The Events' reportingInstance: which operator process (shard) posted them."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _principal: Kube | None = None
     """The client an impersonating one was made from: writes are counted there."""
@@ -258,6 +261,25 @@ class Kube:
             if name and any(c.type == "Established" and c.status == "True" for c in conditions):
                 out[name] = tuple(v.name for v in crd.spec.versions if v.served)
         return out
+
+    def crd(self, name: str, *, metadata_only: bool = False) -> dict[str, Any] | None:
+        """One CustomResourceDefinition as plain JSON (None: not installed). `metadata_only`
+        asks for its PartialObjectMetadata: a few hundred bytes instead of the whole object
+        (half a megabyte for FlinkDeployment), enough to see whether it changed."""
+        headers = {"Accept": PARTIAL_METADATA} if metadata_only else None
+        try:
+            with translated(f"get customresourcedefinition {name}"):
+                response: Any = client.ApiextensionsV1Api(
+                    self.api
+                ).read_custom_resource_definition(  # raw: no model for half a megabyte
+                    name,
+                    _preload_content=False,
+                    _headers=headers,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                return _obj(json.loads(response.data))
+        except NotFound:
+            return None
 
     # -- writes
 
@@ -405,7 +427,7 @@ class Kube:
             count=1,
             source=client.V1EventSource(component="federator"),
             reporting_component="federator.io/operator",
-            reporting_instance="federator",
+            reporting_instance=self.instance,
         )
         try:
             with translated("create event"):

@@ -52,6 +52,12 @@ class Turns:
             self._closed = True
             self._cond.notify_all()
 
+    def reopen(self) -> None:
+        """Grant turns again: kopf's machinery restarted in-process after a failure (`run`),
+        its cleanup closed them, and the same workers serve the new machinery."""
+        with self._cond:
+            self._closed = False
+
     @property
     def waiting(self) -> int:
         """How many wait for a turn (for metrics and tests)."""

@@ -2,7 +2,8 @@
 
 - Application created (from its ADDED event, unless its topics need the finalizer first),
   changed (spec), resumed after a restart, or its resync timer fired: kick its worker (a
-  debounced, level-based reconcile).
+  debounced, level-based reconcile). Resyncs are spread over the period and read the watch
+  cache (`resync`).
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
   cache (reconciles read children from there) and kick the application named by its
   `federator.io/application` annotation, so health follows the delegates (except the echo of
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +27,10 @@ import kopf
 
 from federator.core import naming, runtimes
 from federator.core.settings import Settings
+from federator.core.sharding import DEFAULT as DEFAULT_SHARD
+from federator.core.sharding import Shard
 from federator.kube.client import KubeError
+from federator.operator import resync, sharding
 from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.workers import MAX_BACKOFF, Workers
@@ -42,9 +47,10 @@ is only ever kept, never lost (Delete-policy topics, children in other namespace
 log = logging.getLogger("federator.handlers")
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(settings: kopf.OperatorSettings, shard: Shard = DEFAULT_SHARD) -> None:
     """kopf's own bookkeeping goes to annotations, never into the Application's status; its
-    last-handled configuration is a digest, a few hundred bytes whatever the spec's size."""
+    last-handled configuration is a digest, a few hundred bytes whatever the spec's size.
+    Every watch is filtered by the API server to this shard's objects (`sharding.watch_only`)."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="federator.io")
     settings.persistence.diffbase_storage = DigestDiffBase(
         prefix="federator.io", key="last-handled-configuration"
@@ -54,6 +60,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    sharding.watch_only(settings, shard)
 
 
 def finalize_delay(error: Exception, elapsed: float, retry: int) -> float | None:
@@ -121,7 +128,8 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        configure(settings, reconciler.shard)
+        workers.turns.reopen()  # closed by the cleanup of a machinery that failed (`run`)
         if prime:
             # Before kopf's watches start (they start once the start-up handlers are done).
             await asyncio.to_thread(reconciler.prime_cache, namespaces)
@@ -135,10 +143,17 @@ def build_registry(
             workers.kick(namespace, name)
 
     async def kick_fresh(namespace: str | None, name: str | None, **_: Any) -> None:
-        # A restart or a resync: look at every child with a GET, not at the watch cache,
-        # which bounds whatever a watch may have missed to one resync period.
+        # A restart: look at every child with a GET, not at the watch cache.
         if namespace and name:
             workers.kick(namespace, name, fresh=True)
+
+    period = settings.operator.resync_seconds
+
+    async def kick_resync(namespace: str | None, name: str | None, **_: Any) -> None:
+        # From the watch cache, unless a watch re-listed within the period (`resync.fresh`).
+        if namespace and name:
+            fresh = resync.fresh(reconciler.cache.listed_at, time.monotonic(), period)
+            workers.kick(namespace, name, fresh=fresh)
 
     early: set[tuple[str, str]] = set()  # new applications kicked from their ADDED event
 
@@ -162,6 +177,8 @@ def build_registry(
         ):
             early.add((namespace, name))
             workers.kick(namespace, name)
+        elif namespace:
+            sharding.on_application_event(workers, event, body, namespace, name)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
     async def created(namespace: str | None, name: str, **_: Any) -> None:
@@ -177,9 +194,10 @@ def build_registry(
         PLURAL,
         registry=registry,
         id="resync",
-        interval=settings.operator.resync_seconds,
-        initial_delay=settings.operator.resync_seconds,
-    )(kick_fresh)
+        interval=period,
+        sharp=True,  # on the application's own point of the period, however long the kick
+        initial_delay=resync.initial_delay(period),
+    )(kick_resync)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def finalize(
@@ -194,9 +212,19 @@ def build_registry(
         early.discard((namespace or "", name))
         await finalize_application(workers, reconciler, dict(body), retry, runtime)
 
+    _register_children(registry, workers, reconciler)
+    return registry
+
+
+def _register_children(
+    registry: kopf.OperatorRegistry, workers: Workers, reconciler: Reconciler
+) -> None:
+    """A child's event updates the watch cache and kicks its Application (named by the
+    child's owner annotation)."""
+
     async def child_changed(body: kopf.Body, event: Any = None, **_: Any) -> None:
         event = event or {}
-        reconciler.cache.seen(event.get("type"), event.get("object") or dict(body))
+        reconciler.cache.streamed(event.get("type"), event.get("object") or dict(body))
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
         if not (namespace and name):
@@ -219,7 +247,6 @@ def build_registry(
             id=f"child-{delegate.plural}",
             labels=MANAGED,
         )(child_changed)
-    return registry
 
 
 async def finalize_application(

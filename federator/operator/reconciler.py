@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from federator.core import compiler, health, model, naming, runtimes
+from federator.core import compiler, crdcheck, health, model, naming, runtimes, sharding
 from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
+    REASON_DELEGATE_NOT_INSTALLED,
     InventoryItem,
     Observed,
     Plan,
+    contains,
     deletion_plan,
     make_plan,
     not_ours,
@@ -35,13 +37,15 @@ from federator.kube.client import (
     FIELD_MANAGER,
     Conflict,
     Forbidden,
+    Invalid,
     Kube,
     KubeError,
     NotFound,
     ResourceRef,
     split_api_version,
 )
-from federator.kube.discovery import DiscoveryCache
+from federator.kube.crdschemas import CrdSchemaCache
+from federator.kube.discovery import Discovered, DiscoveryCache
 from federator.operator.fairness import FairPool
 from federator.operator.status import build_status, child_entry
 from federator.operator.watch_cache import WatchCache
@@ -119,6 +123,10 @@ Account = tuple[str, str]
 """(namespace, name) of the ServiceAccount whose rights write an application's children in its
 own namespace (impersonated)."""
 COMPILED_CACHE = 256
+JUDGED_CACHE = 4096
+"""Verdicts of the installed-CRD check kept (by child, spec hash and CRD resourceVersion): a
+reconcile of an unchanged application validates nothing again."""
+CRD_KINDS = {d.kind: d.crd_name for d in runtimes.ALL if not d.builtin}
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
 OBSERVERS = 8
@@ -171,6 +179,9 @@ class Outcome:
     the status was still written."""
     failures: tuple[str, ...] = ()
     """Writes that failed, for an Event: `Kind/name: message`."""
+    refused: tuple[str, ...] = ()
+    """Children not written because the installed CRD refuses them, for an Event (each
+    message names the child)."""
 
 
 @dataclass
@@ -190,6 +201,17 @@ class Reconciler:
     pace: Callable[[], None] | None = None
     """Called between chunks of a large reconcile: the worker passes its turn there when
     another application waits (`fairness.Turns.pass_turn`)."""
+    schemas: CrdSchemaCache | None = None
+    """The installed delegate CRDs' schemas, to check each child against before it is
+    applied (None: not checked; the API server's answer alone decides)."""
+    _judged: OrderedDict[tuple[Any, ...], health.ChildHealth | None] = field(
+        default_factory=OrderedDict
+    )
+
+    @property
+    def shard(self) -> sharding.Shard:
+        """The Applications (and children) this operator process serves."""
+        return sharding.Shard(self.settings.sharding.shard)
 
     def _map(self, owner: str, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """`fn` over `items` on the shared pool in `owner`'s turn, CHUNK at a time, pacing
@@ -254,7 +276,9 @@ class Reconciler:
                         version,
                         delegate.plural,
                         namespace=ns,
-                        label_selector=naming.MANAGED_SELECTOR,
+                        # This shard's children only, as its watches see them: a cache that
+                        # held another shard's children would never see them change.
+                        label_selector=self.shard.child_selector,
                     )
                 except KubeError as exc:
                     log.info("%s in %s read by GET: %s", delegate.kind, ns or "all namespaces", exc)
@@ -307,8 +331,13 @@ class Reconciler:
 
     def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
         """Remember the delegate's run identity when a spec change is applied, so the child
-        reads Progressing until the delegate has acted on the new spec (DESIGN §5)."""
-        if live is None:
+        reads Progressing until the delegate has acted on the new spec (DESIGN §5). An apply
+        that changes no spec (the same spec-hash, no drift: a child moving to another shard
+        gets its new shard label) is not one: the delegate has nothing to act on."""
+        if live is None or (
+            Observed.from_body(live, _UNASSESSED).spec_hash == child.spec_hash
+            and contains(child.manifest.get("spec", {}), live.get("spec"))
+        ):
             return
         status = live.get("status") or {}
         if child.kind == runtimes.SPARK_APPLICATION.kind:
@@ -386,13 +415,16 @@ class Reconciler:
             )
 
         plan = decide()
+        # What the plan holds back, and what the installed CRDs refuse: neither is written.
+        held = self._holding(plan, compiled.children, discovered)
 
         account = self._account(app)
-        applied, failed = self._apply(plan.apply, live, owner, account)
+        applied, failed = self._apply(
+            tuple(c for c in plan.apply if c.key not in held), live, owner, account
+        )
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
         pruned, unpruned = self._prune(plan.prune, uids, account)
 
-        held = {h.child.key: h.health for h in plan.held}
         reports: list[health.ChildReport] = []
         entries: list[dict[str, Any]] = []
         for child in compiled.children:
@@ -441,7 +473,66 @@ class Reconciler:
             pruned=tuple(pruned),
             retry=any(v.health is health.Health.PROGRESSING for _, v in broken),
             failures=tuple(f"{name}: {v.message}" for name, v in broken),
+            refused=tuple(v.message for v in held.values() if v.reason == crdcheck.REASON),
         )
+
+    def _holding(
+        self, plan: Plan, children: Sequence[Child], discovered: Discovered
+    ) -> dict[Key, health.ChildHealth]:
+        """The verdicts of the children not written: the plan's held ones, and those the
+        installed CRDs refuse (`crdcheck`), which win over every held reason but "not ours"
+        and "not installed" (a child that waits for its topics is told at once that it will
+        never be applied)."""
+        held = {h.child.key: h.health for h in plan.held}
+        keep = NOT_OURS | {REASON_DELEGATE_NOT_INSTALLED}
+        for key, verdict in self._refused(children, discovered).items():
+            if key not in held or held[key].reason not in keep:
+                held[key] = verdict
+        return held
+
+    def _refused(
+        self, children: Sequence[Child], discovered: Discovered
+    ) -> dict[Key, health.ChildHealth]:
+        """The children the installed CRDs refuse, by key. No API call of its own per
+        reconcile: the schemas are cached by resourceVersion (`CrdSchemaCache`), and each
+        child's verdict by its spec hash and that resourceVersion."""
+        restrictions = crdcheck.declared(self.settings)
+        if self.schemas is None and not restrictions:
+            return {}
+        installed = (
+            self.schemas.get(n for n in CRD_KINDS.values() if n in discovered.served)
+            if self.schemas is not None
+            else {}
+        )
+        out: dict[Key, health.ChildHealth] = {}
+        for child in children:
+            crd = installed.get(CRD_KINDS.get(child.kind, ""))
+            if crd is None and not restrictions:
+                continue
+            version = crd.resource_version if crd is not None else ""
+            key = (
+                child.key,
+                child.api_version,
+                child.spec_hash,
+                CRD_KINDS.get(child.kind),
+                version,
+            )
+            with self._lock:
+                known = key in self._judged
+                verdict = self._judged.get(key)
+            if not known:
+                try:
+                    verdict = crdcheck.verdict(child, crd, restrictions)
+                except Exception as exc:  # a schema federator cannot use: not checked
+                    log.warning("%s not checked against its CRD: %s", child.key, exc)
+                    verdict = None
+                with self._lock:
+                    self._judged[key] = verdict
+                    while len(self._judged) > JUDGED_CACHE:
+                        self._judged.popitem(last=False)
+            if verdict is not None:
+                out[child.key] = verdict
+        return out
 
     def _prune(
         self,
@@ -531,6 +622,8 @@ class Reconciler:
         status write leaves such children out of status.children). A namespace that cannot be
         listed is logged and skipped, or raised with `strict` (finalization must not forget
         anything it could delete)."""
+        # Not filtered by shard: the owner annotation names one application, which one shard
+        # serves; children it left labelled for its previous shard are still its own.
         namespace, name = owner.split("/", 1)
         selector = (
             f"{naming.MANAGED_SELECTOR},{naming.APPLICATION_LABEL}={naming.label_value(name)}"
@@ -665,6 +758,9 @@ class Reconciler:
         if any(isinstance(e, NotFound) for e in results):
             # A delegate's CRD (or the version written) went away since discovery: look again.
             self.discovery.invalidate()
+        if self.schemas is not None and any(isinstance(e, Invalid) for e in results):
+            # Refused by the API server although our check passed: the CRD may have changed.
+            self.schemas.invalidate()
         return applied, failed
 
     def _apply_existing(
@@ -697,6 +793,7 @@ class Reconciler:
             meta.get("name"),
             meta.get("uid"),
             meta.get("generation"),
+            sharding.shard_of(body),  # the children's shard label
             json.dumps(body.get("spec"), sort_keys=True, default=str),
             served,
         )

@@ -15,12 +15,14 @@ else is unknown, and the reconciler GETs it:
   older than the one we wrote; see `wrote`).
 
 What a watch can still miss (an object deleted while a watch was re-listing) is bounded by the
-resync: a resync reconcile bypasses the cache and GETs every child.
+resync: the first resync of each application after a re-listing (`listed_at`) bypasses the
+cache and GETs every child (see `resync`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -50,6 +52,30 @@ class WatchCache:
         self._recent: dict[Key, deque[str]] = {}  # versions streamed lately, newest last
         self._trusted: dict[str, frozenset[str] | None] = {}  # kind -> namespaces (None: all)
         self._kinds: frozenset[str] | None = None  # what keep_kinds last kept
+        self._streamed: set[Key] = set()  # what kopf's streams delivered (and did not delete)
+        self._relisted: float | None = None  # time.monotonic() of the latest re-listed object
+
+    @property
+    def listed_at(self) -> float | None:
+        """When (`time.monotonic()`) kopf last re-listed an object it had already streamed: its
+        stream broke ("410 Gone", a pause under peering) and it listed again, which does not
+        say what was deleted in between; None: never (kopf's first listing after our priming
+        is not one: the restart's reconciles GET every child anyway)."""
+        return self._relisted
+
+    def streamed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """An event of kopf's watch streams (`seen`), noting re-listings (`listed_at`). A
+        re-listing that finds no object at all (everything deleted meanwhile) goes unnoticed;
+        the restart is then what looks again."""
+        key = _key(body)
+        with self._lock:
+            if event_type is None and key in self._streamed:
+                self._relisted = time.monotonic()
+            if event_type == "DELETED":
+                self._streamed.discard(key)
+            else:
+                self._streamed.add(key)
+        self.seen(event_type, body)
 
     def __len__(self) -> int:
         with self._lock:

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from federator.core import health
+from federator.core import crdcheck, health
+from federator.core.sharding import DEFAULT as DEFAULT_SHARD
+from federator.core.sharding import Shard
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
 from federator.operator.fairness import Closed, Turns
@@ -49,6 +51,8 @@ applications in memory at once and share the same CPU."""
 THREADS = 64
 """Threads a reconcile may wait for its turn in (the wait blocks a thread, not the event
 loop); applications beyond that wait in the executor's queue, also in arrival order."""
+POSTERS = 4
+"""Threads posting Events in the background (best effort; a reconcile never waits for them)."""
 Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of a child event
 
 
@@ -62,6 +66,8 @@ class Workers:
     reconciler: Reconciler
     metrics: Metrics | None = None
     debounce: float = 0.2
+    shard: Shard = DEFAULT_SHARD
+    """The Applications this process serves (`core.sharding`)."""
     _dirty: set[AppKey] = field(default_factory=set)
     _tasks: dict[AppKey, asyncio.Task[None]] = field(default_factory=dict)
     _since: dict[AppKey, float] = field(default_factory=dict)  # first trigger while dirty
@@ -72,7 +78,7 @@ class Workers:
     _echoes: dict[AppKey, list[Echo]] = field(default_factory=dict)
     apps: WatchCache = field(default_factory=WatchCache)  # Applications, fed by kopf's watch
     _poster: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="events")
+        default_factory=lambda: ThreadPoolExecutor(POSTERS, thread_name_prefix="events")
     )
     turns: Turns = field(default_factory=lambda: Turns(RECONCILERS))
     """Shared with the reconciler, whose `pace` passes the turn between chunks."""
@@ -210,6 +216,8 @@ class Workers:
             body = self.kube.get_application(namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
+        if not self.shard.serves(body):
+            return None  # relabelled to another shard since the trigger: that shard serves it
         started = time.perf_counter()
         try:
             outcome = self.reconciler.reconcile(body, fresh=fresh)
@@ -245,10 +253,10 @@ class Workers:
                 )
 
     def _events(self, body: dict[str, Any], old: dict[str, Any], outcome: Outcome) -> None:
-        """Kubernetes Events for what changed: Compiled, Applied, Pruned, HealthChanged,
-        InvalidSpec. Only on change, so a no-op resync posts nothing. Posted in the background
-        (best effort, like every Event): the next reconcile, e.g. the next wave, does not wait
-        for them."""
+        """Kubernetes Events, and one log line each, for what changed: Compiled, Applied,
+        Pruned, HealthChanged, InvalidSpec. Only on change, so a no-op resync posts nothing.
+        Posted in the background (best effort, like every Event): the next reconcile, e.g. the
+        next wave, does not wait for them."""
         pending: list[dict[str, Any]] = []
 
         def post(**event: Any) -> None:
@@ -283,6 +291,12 @@ class Workers:
                 reason="WriteFailed",
                 message=f"{len(outcome.failures)} failed: " + "; ".join(outcome.failures[:5]),
             )
+        if outcome.refused:
+            post(
+                type_="Warning",
+                reason=crdcheck.REASON,
+                message=f"{len(outcome.refused)} not applied: " + "; ".join(outcome.refused[:3]),
+            )
         if outcome.pruned:
             post(
                 type_="Normal",
@@ -296,7 +310,13 @@ class Workers:
                 message=f"{old.get('phase') or 'None'} -> {new.get('phase')}: "
                 + str(_condition_message(new, "Ready")),
             )
+        meta = body.get("metadata") or {}
+        where = f"{meta.get('namespace')}/{meta.get('name')}"
         for event in pending:
+            # The log's line per decision (what was applied, pruned, how the health changed);
+            # the child events that led to it are logged at DEBUG only (kopf's, see `run`).
+            level = logging.WARNING if event["type_"] == "Warning" else logging.INFO
+            log.log(level, "%s %s: %s", event["reason"], where, str(event["message"])[:1000])
             self._poster.submit(self.kube.event, body, **event)
 
 

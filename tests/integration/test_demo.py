@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from federator.core import resources
-from federator.devcluster import crdfiles
+from federator.devcluster import crdfiles, delegates
 
 from .test_lifecycle import alive, child_env, wait_until
 
@@ -45,6 +46,44 @@ def test_demo_reaches_healthy_prints_status_and_cleans_up(bin_dir: Path, tmp_pat
     assert "kubectl get fapp -A" in out and "federator status call-record-aggregator" in out
     operator_pid = int(re.search(r"federator run \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
     assert wait_until(lambda: not alive(operator_pid), 10), "the operator outlived the demo"
+    assert not os.listdir(tmp_path), f"left behind: {os.listdir(tmp_path)}"
+
+
+@pytest.mark.real_delegates
+def test_demo_on_the_real_spark_operator(bin_dir: Path, tmp_path: Path) -> None:
+    """`federator demo --real-spark`: the SparkApplications are moved by the real kubeflow
+    spark-operator (built by `make delegates`), the rest by the simulator; Healthy 15/15 with the
+    operator's own RUNNING states, and nothing left running or behind, spark-operator included."""
+    env = {**child_env(), "TMPDIR": str(tmp_path)}
+    env.pop(crdfiles.ENV_DELEGATE_CRDS, None)
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        assert delegates.ensure_spark_operator(build_missing=False).complete
+    done = subprocess.run(
+        [sys.executable, "-m", "federator", "demo", "--real-spark", "--timeout", "300"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    assert "spark-operator: the real kubeflow operator" in out
+    # Progress lines count children by health: a freshly created SparkApplication written a
+    # second time made the operator run spark-submit twice (SUBMISSION_FAILED, Degraded for
+    # 20 s; docs/real-delegates.md). A creation is one write: never Degraded on the way.
+    progress = re.findall(r"^  (?:Progressing|Healthy|Degraded) .*$", out, re.M)
+    assert progress and not any("Degraded" in line for line in progress), progress
+    assert "moving: FlinkApplication, FlinkDeployment, KafkaTopic" in out  # not Spark
+    assert re.search(r"^Ready:\s+15/15$", out, re.M), out[-3000:]
+    spark = re.findall(r"^SparkApplication\s+\S+.*\sHealthy\s+RUNNING\s+2/2 executors", out, re.M)
+    assert len(spark) == 3, out[-3000:]
+    assert "Traceback" not in done.stderr + out, (done.stderr + out)[-3000:]
+    operator_pid = int(re.search(r"federator run \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert wait_until(lambda: not alive(operator_pid), 10), "the operator outlived the demo"
+    spark_pid = int(re.search(r"kubeflow operator \(pid (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert wait_until(lambda: not alive(spark_pid), 10), "the spark-operator outlived the demo"
     assert not os.listdir(tmp_path), f"left behind: {os.listdir(tmp_path)}"
 
 

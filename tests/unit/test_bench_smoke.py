@@ -92,3 +92,35 @@ def test_generated_applications_are_valid_and_mixed(size: int, example_settings:
         assert body["spec"]["topics"] and body["spec"]["connections"]
         targets = Counter(len(c["to"]) for c in body["spec"]["connections"])
         assert max(targets) > 1  # fan-out
+
+
+def test_shards_report_states_the_capacity_per_application() -> None:
+    """bench/shards.py's section (the bench itself needs the control plane; its report does not)."""
+    spec = importlib.util.spec_from_file_location(
+        "federator_bench_shards", SCRIPT.parent / "shards.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [
+        {
+            "round": "one",
+            "shard": "default",
+            "apps": 200,
+            "healthy_s": 10.0,
+            "cpu_s": 20.0,
+            "peak_mib": 200.0,
+        },
+        {
+            "round": "two",
+            "shard": "a",
+            "apps": 100,
+            "healthy_s": 6.0,
+            "cpu_s": 10.0,
+            "peak_mib": 150.0,
+        },
+    ]
+    section = module.report(rows, 200)
+    assert section.startswith(module.START) and section.rstrip().endswith(module.END)
+    assert "| one | default | 200 | 10.0 | 20.0 | 200 | 100 | 1024 |" in section
+    assert "| two | a | 100 | 6.0 | 10.0 | 150 | 100 | 1536 |" in section

@@ -24,6 +24,9 @@ Aspects covered:
   size limits reach them, their defaults are the operator's, and the schema's ceiling is the CRD's;
 - values.schema.json: additionalProperties false everywhere, a typo fails `helm template`;
   cross-field mistakes fail loudly (replicas without peering, duplicate Kafka cluster names);
+- sharding: one Deployment, metrics Service and kopf peering per shard (`--shard NAME`) besides
+  the default shard's, which renders exactly as an unsharded install; no two Deployments select
+  each other's pods; the ServiceMonitor scrapes every shard;
 - values.yaml documents every key.
 """
 
@@ -53,6 +56,7 @@ CHART = REPO / "charts" / "federator"
 CRD = REPO / "crds" / "application.yaml"
 GO_MOD = REPO / "hack" / "controlplane" / "go.mod"
 RELEASE, NAMESPACE = "fed", "federator-system"
+RELEASE_FULLNAME = "fed-federator"
 
 
 def recommended_multi_team() -> dict[str, Any]:
@@ -126,6 +130,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "watchNamespaces": ["team-a"],
     },
     "limits": {"limits": {"maxStreamlets": 200, "maxChildren": 600}},
+    "sharded": {"sharding": {"shards": ["a", "b"]}, "serviceMonitor": {"enabled": True}},
+    "sharded-ha-namespaced": {
+        "sharding": {"shards": ["a"]},
+        "peering": {"enabled": True},
+        "replicaCount": 2,
+        "watchNamespaces": ["team-a", "team-b"],
+    },
     "long-names": {
         "fullnameOverride": "f" * 70,
         "watchNamespaces": ["team-a"],
@@ -801,6 +812,56 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
+# -- sharding
+
+
+def test_one_deployment_per_shard_and_the_default_unchanged(rendered: dict[str, str]) -> None:
+    deployments = {d["metadata"]["name"]: d for d in objects(rendered, "sharded", "Deployment")}
+    default = one(rendered, "defaults", "Deployment")
+    assert set(deployments) == {RELEASE_FULLNAME, *(f"{RELEASE_FULLNAME}-shard-{s}" for s in "ab")}
+    # The default shard is the Deployment of an unsharded install (it upgrades in place).
+    assert deployments[RELEASE_FULLNAME]["spec"] == default["spec"]
+    selectors = []
+    for name, deployment in deployments.items():
+        (only,) = deployment["spec"]["template"]["spec"]["containers"]
+        shard = name.removeprefix(f"{RELEASE_FULLNAME}-shard-") if "-shard-" in name else None
+        assert (["--shard", shard] == only["args"][-2:]) if shard else "--shard" not in only["args"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        selectors.append(selector)
+    # No Deployment selects another's pods.
+    for mine in selectors:
+        for theirs in selectors:
+            assert mine is theirs or not mine.items() <= theirs.items()
+    services = objects(rendered, "sharded", "Service")
+    assert sorted(s["spec"]["selector"]["app.kubernetes.io/component"] for s in services) == [
+        "operator",
+        "operator-shard-a",
+        "operator-shard-b",
+    ]
+    monitor = one(rendered, "sharded", "ServiceMonitor")
+    (expression,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert expression["values"] == ["operator", "operator-shard-a", "operator-shard-b"]
+    # One settings file for every shard: the shard is the Deployment's `--shard`.
+    assert "sharding" not in settings_of(rendered, "sharded")
+
+
+def test_each_shard_has_its_own_peering(rendered: dict[str, str]) -> None:
+    peerings = {
+        (p["metadata"]["namespace"], p["metadata"]["name"])
+        for p in objects(rendered, "sharded-ha-namespaced", "KopfPeering")
+    }
+    assert peerings == {
+        (ns, n) for ns in ("team-a", "team-b", "kafka") for n in ("federator", "federator-a")
+    }
+    for deployment in objects(rendered, "sharded-ha-namespaced", "Deployment"):
+        (only,) = deployment["spec"]["template"]["spec"]["containers"]
+        peering = only["args"][only["args"].index("--peering") + 1]
+        assert peering == (
+            "federator-a" if "-shard-a" in deployment["metadata"]["name"] else "federator"
+        )
+
+
 # -- values: schema and documentation
 
 
@@ -840,6 +901,9 @@ def test_service_monitor_only_when_enabled(rendered: dict[str, str]) -> None:
         pytest.param(
             {"serviceAccount": {"create": False}}, "serviceAccount.name", id="no-service-account"
         ),
+        pytest.param({"sharding": {"shards": ["a", "a"]}}, "shards", id="duplicate-shard"),
+        pytest.param({"sharding": {"shards": ["Team_A"]}}, "shards", id="bad-shard-name"),
+        pytest.param({"sharding": {"shard": "a"}}, "shard", id="sharding-typo"),
         pytest.param(
             {"kafkaClusters": [{**CLUSTER_VALUES, "topicPrefix": "{team}."}]},
             "topicPrefix",

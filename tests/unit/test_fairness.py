@@ -133,6 +133,11 @@ def test_a_stopping_operator_grants_no_more_turns() -> None:
     threads[0].join(WAIT)
     with pytest.raises(Closed), turns.turn():
         pass
+    # kopf's machinery restarted in-process (its cleanup closed the turns): they open again.
+    turns.reopen()
+    with turns.turn():
+        outcome.append("ran after reopen")
+    assert outcome[-1] == "ran after reopen"
 
 
 def test_at_most_slots_turns_at_once() -> None:

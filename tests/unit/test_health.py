@@ -219,6 +219,24 @@ APACHE_ERROR = json.dumps(
 )
 
 
+APACHE_JOB_FAILED_ERROR = json.dumps(
+    {
+        "type": "org.apache.flink.util.SerializedThrowable",
+        "message": "org.apache.flink.runtime.JobException: Recovery is suppressed by "
+        "NoRestartBackoffTimeStrategy",
+        "additionalMetadata": {},
+        "throwableList": [
+            {
+                "type": "org.apache.flink.util.SerializedThrowable",
+                "message": "java.lang.RuntimeException: simulated job failure: "
+                "/tmp/real-flink0/fraud-detection-scorer.fail appeared",
+                "additionalMetadata": {},
+            }
+        ],
+    }
+)
+
+
 def lyft_app(**changes: Any) -> dict[str, Any]:
     """A Lyft FlinkApplication, phase Running with its job RUNNING (as in Lyft's quick start)."""
     body = {
@@ -738,6 +756,17 @@ FLINK_DEPLOYMENT_TABLE = [
         "Invalid log4j configuration",
     ),
     row(
+        # As the real operator 1.7.0 wrote it for a job that threw (test_real_flink).
+        flink_deployment(
+            status__lifecycleState="FAILED",
+            status__jobStatus__state="FAILED",
+            status__error=APACHE_JOB_FAILED_ERROR,
+        ),
+        Health.DEGRADED,
+        "FAILED",
+        "NoRestartBackoffTimeStrategy (caused by java.lang.RuntimeException: simulated job failure",
+    ),
+    row(
         flink_deployment(
             status__lifecycleState="ROLLED_BACK", status__reconciliationStatus__state="ROLLED_BACK"
         ),
@@ -795,6 +824,7 @@ FLINK_DEPLOYMENT_IDS = [
     "deployed-job-reconciling",
     "job-restarting",
     "failed",
+    "failed-job-with-its-cause",
     "rolled-back",
     "jm-error",
     "status-error",

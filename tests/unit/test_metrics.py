@@ -1,9 +1,13 @@
-"""Prometheus metrics (issue 4 item 7), read back through each instance's own registry.
+"""Prometheus metrics (issue 4 item 7), bounded (issue 14), read back through each instance's
+own registry.
 
 Aspects covered:
-- phase gauges: every phase set, exactly one at 1; a phase change flips two series;
-- children gauges by kind and health, zeros included; a kind that disappears loses its series;
-- `forget` removes an application's series and nothing else;
+- totals: applications by phase, children by kind and health, moved on every change; no series
+  is ever zero; the number of series does not grow with the number of applications when the
+  per-application series are off (the default);
+- per-application series (`per_application=True`): the current phase only, non-zero children
+  counts only; a kind that disappears loses its series;
+- `forget` removes an application's series and its share of the totals, nothing else;
 - the reconcile histogram (direct and timed, success / invalid / error), API and status write
   counters, label validation;
 - isolation: two instances never share numbers, prometheus-client's global registry stays clean;
@@ -27,7 +31,7 @@ from federator.metrics import PHASES, Metrics, MetricsServerError
 
 @pytest.fixture
 def m() -> Iterator[Metrics]:
-    instance = Metrics()
+    instance = Metrics(per_application=True)
     yield instance
     instance.stop_servers()
 
@@ -55,6 +59,24 @@ def children(m: Metrics, app: str, kind: str, health: str, ns: str = "apps") -> 
     )
 
 
+def apps_in(m: Metrics, value: str) -> float | None:
+    return m.registry.get_sample_value("federator_applications", {"phase": value})
+
+
+def total(m: Metrics, kind: str, health: str) -> float | None:
+    return m.registry.get_sample_value("federator_children", {"kind": kind, "health": health})
+
+
+def samples(m: Metrics) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample the registry would serve, except the histogram's fixed buckets."""
+    return [
+        (s.name, s.labels, s.value)
+        for metric in m.registry.collect()
+        for s in metric.samples
+        if not s.name.startswith("federator_reconcile_duration")
+    ]
+
+
 HEALTHY_APP = [
     child("KafkaTopic", "t1", h.Health.HEALTHY),
     child("KafkaTopic", "t2", h.Health.HEALTHY),
@@ -74,25 +96,28 @@ def test_phases_cover_the_crd_enum() -> None:
     }
 
 
-def test_every_phase_is_set_and_only_the_current_one_is_1(m: Metrics) -> None:
+def test_only_the_current_phase_has_a_series(m: Metrics) -> None:
     record(m, "cra", HEALTHY_APP)
-    assert {p: phase(m, "cra", p) for p in PHASES} == {p: float(p == "Healthy") for p in PHASES}
+    assert {p: phase(m, "cra", p) for p in PHASES} == {
+        p: (1.0 if p == "Healthy" else None) for p in PHASES
+    }
 
 
-def test_a_phase_change_flips_the_gauges(m: Metrics) -> None:
+def test_a_phase_change_moves_the_series(m: Metrics) -> None:
     record(m, "cra", HEALTHY_APP)
     failed = [*HEALTHY_APP[:2], child("SparkApplication", "s", h.Health.DEGRADED, "FAILED")]
     assert record(m, "cra", failed).phase == "Degraded"
-    assert phase(m, "cra", "Healthy") == 0
+    assert phase(m, "cra", "Healthy") is None
     assert phase(m, "cra", "Degraded") == 1
-    assert sum(phase(m, "cra", p) or 0 for p in PHASES) == 1
+    assert (apps_in(m, "Healthy"), apps_in(m, "Degraded")) == (None, 1)
 
 
 def test_invalid_phase(m: Metrics) -> None:
     invalid = h.aggregate([], problems=["spec: broken"])
     m.record_health("apps", "bad", invalid, [])
     assert phase(m, "bad", "Invalid") == 1
-    assert phase(m, "bad", "Progressing") == 0
+    assert phase(m, "bad", "Progressing") is None
+    assert apps_in(m, "Invalid") == 1
 
 
 def test_children_by_kind_and_health(m: Metrics) -> None:
@@ -107,18 +132,20 @@ def test_children_by_kind_and_health(m: Metrics) -> None:
     )
     assert children(m, "cra", "KafkaTopic", "Healthy") == 2
     assert children(m, "cra", "KafkaTopic", "Progressing") == 1
-    assert children(m, "cra", "KafkaTopic", "Degraded") == 0  # zeros are explicit
+    assert children(m, "cra", "KafkaTopic", "Degraded") is None  # no zero series
     assert children(m, "cra", "SparkApplication", "Healthy") == 1
     assert children(m, "cra", "Deployment", "Missing") == 1
-    # Kinds the application does not have get no series at all.
     assert children(m, "cra", "FlinkDeployment", "Healthy") is None
+    assert (total(m, "KafkaTopic", "Healthy"), total(m, "Deployment", "Missing")) == (2, 1)
 
 
 def test_a_health_change_moves_the_count(m: Metrics) -> None:
     record(m, "cra", [child("SparkApplication", "s", h.Health.PROGRESSING)])
     record(m, "cra", [child("SparkApplication", "s", h.Health.HEALTHY)])
-    assert children(m, "cra", "SparkApplication", "Progressing") == 0
+    assert children(m, "cra", "SparkApplication", "Progressing") is None
     assert children(m, "cra", "SparkApplication", "Healthy") == 1
+    assert total(m, "SparkApplication", "Progressing") is None
+    assert total(m, "SparkApplication", "Healthy") == 1
 
 
 def test_a_kind_that_disappears_loses_its_series(m: Metrics) -> None:
@@ -126,7 +153,49 @@ def test_a_kind_that_disappears_loses_its_series(m: Metrics) -> None:
     record(m, "cra", HEALTHY_APP)
     for health in h.HEALTH_ORDER:
         assert children(m, "cra", "Deployment", health.value) is None
+        assert total(m, "Deployment", health.value) is None
     assert children(m, "cra", "KafkaTopic", "Healthy") == 2
+
+
+def test_no_series_is_ever_zero(m: Metrics) -> None:
+    record(m, "a", HEALTHY_APP)
+    record(m, "b", [child("Deployment", "d", h.Health.DEGRADED)])
+    record(m, "a", [child("Deployment", "d", h.Health.PROGRESSING)])
+    m.forget("apps", "b")
+    m.count_status_write("apps", "a")
+    gauges = {"federator_applications", "federator_children"} | {
+        "federator_application_phase",
+        "federator_application_children",
+    }
+    assert {s[0] for s in samples(m)} >= gauges
+    # (A counter starts at 0 once, as Prometheus advises, and never has a series per value.)
+    assert [s for s in samples(m) if s[0] in gauges and s[2] == 0] == []
+
+
+def test_totals_sum_over_applications(m: Metrics) -> None:
+    for i in range(5):
+        record(m, f"app-{i}", HEALTHY_APP)
+    record(m, "app-0", [child("KafkaTopic", "t1", h.Health.DEGRADED)])
+    assert apps_in(m, "Healthy") == 4
+    assert apps_in(m, "Degraded") == 1
+    assert total(m, "KafkaTopic", "Healthy") == 8
+    assert total(m, "KafkaTopic", "Degraded") == 1
+    assert total(m, "SparkApplication", "Healthy") == 4
+
+
+@pytest.mark.parametrize("count", [1, 10, 1000], ids=["1-app", "10-apps", "1000-apps"])
+def test_series_do_not_grow_with_applications_by_default(count: int) -> None:
+    """Off (the default): the series are the totals, bounded by phases x kinds x healths."""
+    m = Metrics()
+    for i in range(count):
+        record(m, f"app-{i}", HEALTHY_APP, ns=f"ns-{i % 7}")
+        m.count_status_write(f"ns-{i % 7}", f"app-{i}")
+    record(m, "app-0", [child("Deployment", "d", h.Health.DEGRADED)], ns="ns-0")
+    names = sorted((name, tuple(sorted(labels.items()))) for name, labels, _ in samples(m))
+    per_app = [n for n in names if any(k in ("namespace", "application") for k, _ in n[1])]
+    assert per_app == []
+    assert len(names) == 7 if count > 1 else len(names) == 4
+    assert m.registry.get_sample_value("federator_status_writes_total") == count
 
 
 def test_forget_removes_one_application_only(m: Metrics) -> None:
@@ -139,21 +208,24 @@ def test_forget_removes_one_application_only(m: Metrics) -> None:
     assert children(m, "cra", "KafkaTopic", "Healthy") is None
     assert (
         m.registry.get_sample_value(
-            "federator_status_writes_total", {"namespace": "apps", "application": "cra"}
+            "federator_application_status_writes_total", {"namespace": "apps", "application": "cra"}
         )
         is None
     )
     # The same name in another namespace is another application.
     assert phase(m, "cra", "Healthy", ns="other") == 1
     assert children(m, "cra", "KafkaTopic", "Healthy", ns="other") == 2
+    assert (apps_in(m, "Healthy"), total(m, "KafkaTopic", "Healthy")) == (1, 2)
     assert (
         m.registry.get_sample_value(
-            "federator_status_writes_total", {"namespace": "other", "application": "cra"}
+            "federator_application_status_writes_total",
+            {"namespace": "other", "application": "cra"},
         )
         == 1
     )
     m.forget("apps", "never-seen")  # forgetting the unknown is harmless
     m.forget("apps", "cra")  # and so is forgetting twice
+    assert (apps_in(m, "Healthy"), total(m, "KafkaTopic", "Healthy")) == (1, 2)
 
 
 def test_forgotten_application_can_come_back(m: Metrics) -> None:
@@ -163,6 +235,7 @@ def test_forgotten_application_can_come_back(m: Metrics) -> None:
     assert phase(m, "cra", "Degraded") == 1
     assert children(m, "cra", "Deployment", "Degraded") == 1
     assert children(m, "cra", "KafkaTopic", "Healthy") is None
+    assert total(m, "KafkaTopic", "Healthy") is None
 
 
 def test_reconcile_histogram(m: Metrics) -> None:
@@ -209,7 +282,14 @@ def test_api_and_status_write_counters(m: Metrics) -> None:
     assert get("federator_api_writes_total", {"verb": "delete", "kind": "Deployment"}) == 1
     assert get("federator_api_writes_total", {"verb": "patch_status", "kind": "Application"}) == 1
     assert get("federator_api_writes_total", {"verb": "event", "kind": "Event"}) == 1
-    assert get("federator_status_writes_total", {"namespace": "apps", "application": "cra"}) == 1
+    assert get("federator_status_writes_total") == 1
+    assert (
+        get(
+            "federator_application_status_writes_total",
+            {"namespace": "apps", "application": "cra"},
+        )
+        == 1
+    )
     assert get("federator_api_writes_total", {"verb": "create", "kind": "Deployment"}) == 1
     assert get("federator_api_writes_total", {"verb": "claim", "kind": "Deployment"}) == 1
     with pytest.raises(ValueError, match="unknown write verb"):
@@ -229,7 +309,7 @@ def test_child_read_counter_by_source_and_kind(m: Metrics) -> None:
 
 
 def test_instances_are_isolated_and_the_global_registry_untouched() -> None:
-    one, two = Metrics(), Metrics()
+    one, two = Metrics(per_application=True), Metrics(per_application=True)
     record(one, "cra", HEALTHY_APP)
     one.count_api_write("apply", "KafkaTopic")
     assert phase(two, "cra", "Healthy") is None
@@ -248,11 +328,11 @@ def test_module_level_functions_use_the_process_instance() -> None:
     metrics.record_health("apps", app, h.aggregate(HEALTHY_APP), HEALTHY_APP)
     metrics.count_status_write("apps", app)
     try:
-        assert phase(metrics.METRICS, app, "Healthy") == 1
+        assert apps_in(metrics.METRICS, "Healthy") == 1
         assert metrics.REGISTRY is metrics.METRICS.registry
     finally:
         metrics.forget("apps", app)
-    assert phase(metrics.METRICS, app, "Healthy") is None
+    assert apps_in(metrics.METRICS, "Healthy") is None
 
 
 # ------------------------------------------------------------------ the HTTP endpoint
@@ -279,11 +359,14 @@ def test_start_server_serves_this_registry_over_http(m: Metrics) -> None:
     m.start_server(port, host="127.0.0.1")
     text = scrape(port)
     for name in (
+        "federator_applications",
+        "federator_children",
         "federator_application_phase",
         "federator_application_children",
         "federator_reconcile_duration_seconds",
         "federator_api_writes_total",
         "federator_status_writes_total",
+        "federator_application_status_writes_total",
     ):
         assert f"# TYPE {name} " in text
         assert f"\n{name}" in text

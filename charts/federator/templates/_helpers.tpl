@@ -150,11 +150,12 @@ reads this shape from /etc/federator/settings.yaml).
 {{- $op := .Values.operator -}}
 {{- $settings := dict
     "kafkaClusters" $clusters
-    "flink" (dict "defaultOperator" .Values.flink.defaultOperator "flinkVersion" .Values.flink.flinkVersion)
+    "flink" (dict "defaultOperator" .Values.flink.defaultOperator "flinkVersion" .Values.flink.flinkVersion "supportedVersions" (.Values.flink.supportedVersions | default (list)))
     "operator" (dict
       "namespaces" (include "federator.servedNamespaces" . | fromJsonArray)
       "resyncSeconds" $op.resyncSeconds
       "statusDebounceSeconds" $op.statusDebounceSeconds
+      "metricsPerApplication" ($op.metricsPerApplication | default false)
       "metricsPort" (int $op.metricsPort)
       "livenessPort" (int $op.livenessPort))
     "podSecurity" (dict
@@ -287,4 +288,84 @@ watches in a served namespace, so reading those is needed, but nothing else is w
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
 {{- end }}
+{{- end -}}
+
+{{/*
+federator.shards: JSON list of the shards to deploy: "" (the default shard, which serves the
+Applications without the federator.io/shard label) first, then `sharding.shards`. Fails on a
+duplicate name.
+*/}}
+{{- define "federator.shards" -}}
+{{- $out := list "" -}}
+{{- range .Values.sharding.shards -}}
+{{- if has . $out -}}
+{{- fail (printf "sharding.shards: duplicate shard %q" .) -}}
+{{- end -}}
+{{- $out = append $out . -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
+federator.shardName: the Deployment (and Service) name of a shard: the full name for the
+default shard (unchanged from an unsharded install), "<fullname>-shard-<name>" otherwise.
+Call with (dict "context" $ "shard" NAME).
+*/}}
+{{- define "federator.shardName" -}}
+{{- if .shard -}}
+{{- include "federator.componentName" (dict "context" .context "suffix" (printf "shard-%s" .shard)) -}}
+{{- else -}}
+{{- include "federator.fullname" .context -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+federator.shardSelectorLabels: a shard's immutable selector labels. The default shard's are
+`federator.selectorLabels` (an unsharded install upgrades in place); a named shard's component
+is "operator-shard-<name>", so no two Deployments select each other's pods.
+*/}}
+{{- define "federator.shardSelectorLabels" -}}
+{{- if .shard -}}
+app.kubernetes.io/name: {{ include "federator.name" .context }}
+app.kubernetes.io/instance: {{ .context.Release.Name | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/component: {{ include "federator.shardComponent" .shard }}
+{{- else -}}
+{{ include "federator.selectorLabels" .context }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+federator.shardLabels: `federator.labels` with a shard's selector labels.
+*/}}
+{{- define "federator.shardLabels" -}}
+{{ include "federator.shardSelectorLabels" . }}
+{{- range $line := splitList "\n" (include "federator.labels" .context) }}
+{{- if not (hasPrefix "app.kubernetes.io/name:" $line | or (hasPrefix "app.kubernetes.io/instance:" $line) | or (hasPrefix "app.kubernetes.io/component:" $line)) }}
+{{ $line }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+federator.peeringName: the kopf peering a shard's replicas meet in (one per shard: a single
+peering for all shards would let only one process in the whole installation work).
+*/}}
+{{- define "federator.peeringName" -}}
+{{- if .shard -}}
+{{- printf "%s-%s" .context.Values.peering.name .shard | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- .context.Values.peering.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+federator.shardComponent: the app.kubernetes.io/component label of a shard's pods, given its
+name ("" for the default shard: `operator`, as without sharding).
+*/}}
+{{- define "federator.shardComponent" -}}
+{{- if . -}}
+{{- printf "operator-shard-%s" . | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+operator
+{{- end -}}
 {{- end -}}

@@ -58,7 +58,7 @@ from federator.devcluster.harness import (  # noqa: E402
     free_port,
     parse_metrics,
 )
-from federator.devcluster.launcher import ControlPlane, fake_node  # noqa: E402
+from federator.devcluster.launcher import FAKE_NODE_PODS, ControlPlane, fake_node  # noqa: E402
 from federator.simulator import DelegateSimulator  # noqa: E402
 
 START = "<!-- bench:peer:start -->"
@@ -67,7 +67,7 @@ SEED = REPO / "examples" / "call-record-aggregator.yaml"
 SIM_INTERVAL = 0.05
 SIM_SELECTOR = "app.kubernetes.io/managed-by in (federator,kro)"
 CHANGE_TIMEOUT = 15.0
-PODS_PER_NODE = 110
+PODS_PER_NODE = int(FAKE_NODE_PODS)
 SMALL_STREAMLETS = 6  # in a line: 6 streamlets + 5 topics = 11 children
 SCALE_KCM_QPS = ("--kube-api-qps=200", "--kube-api-burst=400")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -866,7 +866,7 @@ def control_plane(kcm_args: Sequence[str]) -> Iterator[ControlPlane]:
 
 
 def add_nodes(plane: ControlPlane, pods: int) -> int:
-    """Enough kwok nodes for `pods` pods (the launcher starts one with 110)."""
+    """Enough kwok nodes for `pods` pods (the launcher starts one)."""
     extra = max(0, -(-pods // PODS_PER_NODE) - 1)
     for i in range(1, extra + 1):
         code, got = plane.request("POST", "/api/v1/nodes", fake_node(f"kwok-node-{i}"))

@@ -260,6 +260,13 @@ def kwok_args(layout: Layout, stages: Path) -> list[str]:
     ]
 
 
+# Pods one fake node takes. 110 is the kubelet's default, not a limit of kwok, which runs no
+# container: an integration session deploys several hundred pods over its modules (Deployments
+# left converged, Spark drivers and executors), and at 110 the later modules' pods stayed
+# Pending, so their applications never became Healthy.
+FAKE_NODE_PODS = "1000"
+
+
 def fake_node(name: str = FAKE_NODE) -> dict[str, Any]:
     """One kwok-managed Node, untainted so ordinary pods schedule on it."""
     return {
@@ -278,8 +285,8 @@ def fake_node(name: str = FAKE_NODE) -> dict[str, Any]:
         },
         "spec": {},
         "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "allocatable": {"cpu": "256", "memory": "2Ti", "pods": FAKE_NODE_PODS},
+            "capacity": {"cpu": "256", "memory": "2Ti", "pods": FAKE_NODE_PODS},
         },
     }
 

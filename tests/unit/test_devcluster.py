@@ -228,6 +228,8 @@ def test_kwok_args_only_manage_annotated_nodes(tmp_path: Path) -> None:
     node = launcher.fake_node()
     assert node["metadata"]["annotations"][launcher.KWOK_NODE_ANNOTATION] == "fake"
     assert "taints" not in node["spec"]
+    # Room for a whole integration session's pods (the kubelet's default 110 was not).
+    assert int(node["status"]["allocatable"]["pods"]) >= 1000
 
 
 def test_log_tail(tmp_path: Path) -> None:

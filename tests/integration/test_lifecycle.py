@@ -23,8 +23,11 @@ from federator.devcluster.launcher import WORKDIR_PREFIX, ControlPlane, ControlP
 
 REPO = Path(__file__).resolve().parents[2]
 
+# SIGHUP back to its default first: under `nohup` (a CI runner may start the suite so) it is
+# inherited ignored, and the launcher rightly leaves an ignored SIGHUP ignored.
 CHILD = """
-import json, sys, time
+import json, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 from pathlib import Path
 from federator.devcluster.launcher import ControlPlane
 plane = ControlPlane(Path(sys.argv[1]), workdir_parent=Path(sys.argv[2]))

@@ -23,11 +23,13 @@ from federator.devcluster.launcher import WORKDIR_PREFIX, ControlPlane, ControlP
 
 REPO = Path(__file__).resolve().parents[2]
 
-# SIGHUP back to its default first: under `nohup` (a CI runner may start the suite so) it is
-# inherited ignored, and the launcher rightly leaves an ignored SIGHUP ignored.
+# SIGHUP and SIGINT back to their defaults first, as a terminal starts a program: under `nohup`
+# or as a background job (a CI runner may start the suite so) they are inherited ignored, and the
+# launcher rightly leaves an ignored signal ignored.
 CHILD = """
 import json, signal, sys, time
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from federator.devcluster.launcher import ControlPlane
 plane = ControlPlane(Path(sys.argv[1]), workdir_parent=Path(sys.argv[2]))

@@ -244,8 +244,9 @@ class SparkOperatorBuild:
         return is_complete(self.root) and os.access(self.binary, os.X_OK)
 
 
-def go_build_argv(output: Path) -> tuple[str, ...]:
-    """The operator's build, run inside its downloaded module directory."""
+def go_build_argv(output: Path, package: str = "./cmd/operator") -> tuple[str, ...]:
+    """A Go delegate's build, run inside its downloaded module directory (niced: a shared
+    machine)."""
     return (
         "nice",
         "-n",
@@ -257,8 +258,15 @@ def go_build_argv(output: Path) -> tuple[str, ...]:
         "-s -w",
         "-o",
         str(output),
-        "./cmd/operator",
+        package,
     )
+
+
+def go_module(spec: str, scratch: Path, log_path: Path, out: TextIO) -> Path:
+    """`go mod download` of `module@version` from the Go module proxy; its directory. Modules
+    with `replace` lines refuse `go install pkg@version`, so delegates are built in there."""
+    download = ("go", "mod", "download", "-json", spec)
+    return Path(json.loads(run_step("downloading", download, scratch, log_path, out))["Dir"])
 
 
 def _assemble_spark(
@@ -268,9 +276,7 @@ def _assemble_spark(
     t0 = time.monotonic()
     spec = f"{SPARK_OPERATOR_MODULE}@{SPARK_OPERATOR_VERSION}"
     _say(out, f"[1/3] go mod download {spec}")
-    download = ("go", "mod", "download", "-json", spec)
-    info = json.loads(run_step("downloading", download, scratch, log_path, out))
-    module = Path(info["Dir"])
+    module = go_module(spec, scratch, log_path, out)
     _say(out, f"[2/3] go build {module.name}/cmd/operator (minutes on a cold Go build cache)")
     (scratch / "bin").mkdir()
     go_build = go_build_argv(scratch / "bin" / "spark-operator")

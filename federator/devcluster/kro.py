@@ -17,7 +17,6 @@ Run: `python -m federator.devcluster.kro [--check] [--print-dir]`.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -32,36 +31,16 @@ KRO_VERSION = "v0.9.3"
 RGD_CRD = "kro.run_resourcegraphdefinitions.yaml"
 
 
-def go_build_argv(output: Path) -> tuple[str, ...]:
-    """kro's controller, built inside its downloaded module directory (niced: shared machine)."""
-    return (
-        "nice",
-        "-n",
-        "10",
-        "go",
-        "build",
-        "-trimpath",
-        "-ldflags",
-        "-s -w",
-        "-o",
-        str(output),
-        "./cmd/controller",
-    )
-
-
 def _assemble(scratch: Path, directory: Path, log_path: Path, out: TextIO) -> Mapping[str, object]:
     """bin/kro and crds/ (the module's helm/crds) into `scratch`."""
     del directory  # no recipe files: the version is the whole recipe
     spec = f"{KRO_MODULE}@{KRO_VERSION}"
     print(f"[1/2] go mod download {spec}", file=out, flush=True)
-    download = ("go", "mod", "download", "-json", spec)
-    info = json.loads(delegates.run_step("downloading kro", download, scratch, log_path, out))
-    module = Path(info["Dir"])
+    module = delegates.go_module(spec, scratch, log_path, out)
     print(f"[2/2] go build {module.name}/cmd/controller", file=out, flush=True)
     (scratch / "bin").mkdir()
-    delegates.run_step(
-        "building kro", go_build_argv(scratch / "bin" / "kro"), module, log_path, out
-    )
+    go_build = delegates.go_build_argv(scratch / "bin" / "kro", "./cmd/controller")
+    delegates.run_step("building kro", go_build, module, log_path, out)
     (scratch / "crds").mkdir()
     crds = sorted((module / "helm" / "crds").glob("*.yaml"))
     if not any(c.name == RGD_CRD for c in crds):

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from federator.devcluster.flink_operator import FlinkOperatorBuild, java_options, stop_group
+from federator.devcluster.flink_operator import FlinkOperatorBuild, java_options
+from federator.devcluster.harness import stop_group
 from federator.devcluster.launcher import ControlPlane
 
 log = logging.getLogger(__name__)

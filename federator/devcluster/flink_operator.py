@@ -21,10 +21,8 @@ nothing changed on the machine) resolves to loopback, where the stand-in's MiniC
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import TextIO
 
 from federator.devcluster import delegates
+from federator.devcluster.harness import stop_group
 from federator.devcluster.launcher import ControlPlane
 
 OPERATOR_VERSION = "1.7.0"
@@ -274,15 +273,3 @@ class FlinkOperatorProcess:
             return
         stop_group(self.proc, STOP_GRACE_SECONDS)
         self.proc = None
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM a process group started with start_new_session, SIGKILL it after `grace`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

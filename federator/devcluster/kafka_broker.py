@@ -14,10 +14,7 @@ Run: `python -m federator.devcluster.delegates build kafka [--check]`.
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from federator.devcluster import delegates
-from federator.devcluster.harness import free_port
+from federator.devcluster.harness import free_port, stop_group
 
 KAFKA_VERSION = "4.4.0"  # must match hack/delegates/kafka/pom.xml (checked by a unit test)
 RECIPE_FILES: tuple[str, ...] = ("pom.xml", "log4j2.properties")
@@ -209,14 +206,7 @@ class KafkaBroker:
     def stop(self) -> None:
         """SIGTERM its process group (a clean controlled shutdown), SIGKILL after a grace."""
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+            stop_group(self.proc, STOP_GRACE_SECONDS)
             self.proc = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)

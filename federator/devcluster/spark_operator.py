@@ -17,11 +17,9 @@ only selects Pending pods, so it leaves that status alone).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from federator.devcluster.delegates import SparkOperatorBuild
+from federator.devcluster.harness import stop_group
 from federator.devcluster.launcher import ControlPlane
 
 log = logging.getLogger(__name__)
@@ -108,14 +107,7 @@ class SparkOperatorProcess:
         """SIGTERM its process group (spark-submit JVMs included), SIGKILL after a grace."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc, STOP_GRACE_SECONDS)
         self.proc = None
 
 

@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:  # `python bench/compile.py` from a checkout witho
 
 from federator.core import limits, render, validation  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
-from federator.core.runtimes import Served  # noqa: E402
+from federator.core.delegates import Served  # noqa: E402
 from federator.core.settings import Settings, parse_settings  # noqa: E402
 
 START = "<!-- bench:compile:start -->"

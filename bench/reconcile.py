@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/reconcile.py` from a checkout without an install
     sys.path.insert(0, str(REPO))
 
-from federator.core import health, limits, naming, runtimes  # noqa: E402
+from federator.core import delegates, health, limits, naming  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
 from federator.core.settings import parse_settings  # noqa: E402
 from federator.devcluster import build, crdfiles  # noqa: E402
@@ -199,7 +199,7 @@ def custom_watcher(
 ) -> Watcher:
     group, _, version = api_version.rpartition("/")
     return Watcher(
-        api_client, group, version, runtimes.BY_KIND[kind].plural, namespace, **selectors
+        api_client, group, version, delegates.BY_KIND[kind].plural, namespace, **selectors
     )
 
 
@@ -474,7 +474,7 @@ class Bench:
         ready = {
             t["metadata"]["name"]
             for t in listed["items"]
-            if health.assess(runtimes.KAFKA_TOPIC.kind, t).health is HEALTHY
+            if health.assess(delegates.KAFKA_TOPIC.kind, t).health is HEALTHY
         }
         want = {c.name for c in topics}
         if not want <= ready:
@@ -490,7 +490,7 @@ class Bench:
                 timeout_seconds=60,
             ):
                 obj = event["object"]
-                if health.assess(runtimes.KAFKA_TOPIC.kind, obj).health is HEALTHY:
+                if health.assess(delegates.KAFKA_TOPIC.kind, obj).health is HEALTHY:
                     ready.add(obj["metadata"]["name"])
                 if want <= ready:
                     w.stop()
@@ -542,7 +542,7 @@ class Bench:
         for c in body["status"]["children"]:
             if c["kind"] not in ("KafkaTopic", "SparkApplication"):
                 continue
-            plural = runtimes.BY_KIND[c["kind"]].plural
+            plural = delegates.BY_KIND[c["kind"]].plural
             out[c["name"]] = (
                 c["kind"],
                 f"/apis/{c['apiVersion']}/namespaces/{c['namespace']}/{plural}/{c['name']}",
@@ -899,7 +899,7 @@ class Bench:
     def apiserver_writes(self) -> dict[str, float]:
         """Mutating requests the API server counted on federator's kinds (any client)."""
         _, text = self.plane.request("GET", "/metrics")
-        resources = {d.plural for d in runtimes.ALL} | {"applications", "events"}
+        resources = {d.plural for d in delegates.ALL} | {"applications", "events"}
         out: dict[str, float] = {}
         for key, value in parse_metrics(str(text)).items():
             if not key.startswith("apiserver_request_total{"):

@@ -17,7 +17,7 @@ annotations, env, the JSON context) can be turned into kro's `${schema.metadata.
   cluster's namespace as a literal.
 
 The instance status carries one field per child with its health (`Healthy`, `Degraded`,
-`Progressing`, computed in CEL from the delegate's status as federator.core.health does for the
+`Progressing`, computed in CEL from the delegate's status as federator.core.delegates does for the
 states the simulator writes) and `health`, the roll-up (any Degraded -> Degraded, all Healthy ->
 Healthy, else Progressing).
 """

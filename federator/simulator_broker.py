@@ -39,20 +39,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from federator.core.fields import as_int
-from federator.core.fields import get as _get
-from federator.simulator import (
+from federator.core.delegates.kafkatopic import (
     STRIMZI_MANAGED_ANNOTATION,
     STRIMZI_PAUSE_ANNOTATION,
-    Failure,
-    Step,
-    _annotations,
-    _condition,
-    _generation,
-    _name,
-    _status,
     kafka_topic_step,
 )
+from federator.core.delegates.simstep import (
+    Failure,
+    Step,
+    annotations_of,
+    condition,
+    generation_of,
+    name_of,
+    status_of,
+)
+from federator.core.fields import as_int
+from federator.core.fields import get as _get
 
 log = logging.getLogger("federator.simulator.broker")
 
@@ -163,7 +165,7 @@ def topic_spec(body: Mapping[str, Any]) -> TopicSpec | BrokerError:
     """The broker-facing spec of a KafkaTopic, or the error Strimzi reports for it."""
     spec = _get(body, "spec")
     spec = spec if isinstance(spec, Mapping) else {}
-    name = spec.get("topicName") or _name(body)
+    name = spec.get("topicName") or name_of(body)
     config = spec.get("config")
     rendered: dict[str, str] = {}
     if isinstance(config, Mapping):
@@ -242,14 +244,14 @@ def topic_status(
     now: str,
 ) -> Step | None:
     """The status Strimzi's topic operator writes after a reconcile (None: unchanged)."""
-    old = _status(body)
-    generation = _generation(body)
+    old = status_of(body)
+    generation = generation_of(body)
     if error is None:
-        conditions = [_condition(old, "Ready", "True", now=now)]
+        conditions = [condition(old, "Ready", "True", now=now)]
         state = "Ready"
     else:
         conditions = [
-            _condition(old, "Ready", "False", now=now, reason=error.reason, message=error.message)
+            condition(old, "Ready", "False", now=now, reason=error.reason, message=error.message)
         ]
         state = f"Ready=False ({error.reason})"
         # Strimzi keeps the topic name it reconciled before (a spec.topicName change is refused).
@@ -265,7 +267,7 @@ def topic_status(
 
 def _switched_off(body: Mapping[str, Any]) -> bool:
     """Paused or unmanaged: the topic operator leaves the broker alone."""
-    annotations = _annotations(body)
+    annotations = annotations_of(body)
     return (
         str(annotations.get(STRIMZI_PAUSE_ANNOTATION, "")).lower() == "true"
         or str(annotations.get(STRIMZI_MANAGED_ANNOTATION, "")).lower() == "false"
@@ -465,7 +467,7 @@ class BrokerTopics:
         if failure is not None or _switched_off(body):
             return kafka_topic_step(body, failure=failure, now=now)
         uid = str(_get(body, "metadata", "uid") or "")
-        generation = _generation(body)
+        generation = generation_of(body)
         with self._lock:
             outcome = self._outcomes.get(uid)
             # A refusal is retried soon, and so is a success without the topic's id (the
@@ -492,10 +494,10 @@ class BrokerTopics:
     def _reconcile(self, body: Mapping[str, Any], uid: str, generation: int) -> _Outcome:
         wanted = topic_spec(body)
         if isinstance(wanted, BrokerError):
-            return _Outcome(generation, _name(body), None, wanted, self.monotonic())
+            return _Outcome(generation, name_of(body), None, wanted, self.monotonic())
         name = wanted.name
         error: BrokerError | None = None
-        previous = _status(body).get("topicName")
+        previous = status_of(body).get("topicName")
         try:
             if previous and previous != name:
                 error = BrokerError(
@@ -512,10 +514,10 @@ class BrokerTopics:
             if exc.unreachable:
                 self._unreachable = (self.monotonic() + self.retry_seconds, error)
         except Exception as exc:  # as Strimzi: an unexpected error's class is the reason
-            log.exception("KafkaTopic %s: reconcile failed", _name(body))
+            log.exception("KafkaTopic %s: reconcile failed", name_of(body))
             error = BrokerError(type(exc).__name__, str(exc) or type(exc).__name__)
         if error is not None:
-            log.info("KafkaTopic %s: %s: %s", _name(body), error.reason, error.message)
+            log.info("KafkaTopic %s: %s: %s", name_of(body), error.reason, error.message)
         return _Outcome(generation, name, self._topic_ids.get(name), error, self.monotonic())
 
     def _apply(self, body: Mapping[str, Any], uid: str, wanted: TopicSpec) -> BrokerError | None:
@@ -525,7 +527,7 @@ class BrokerTopics:
         if steps.create:
             self.admin.create(wanted)
             self._created[uid] = _Created(
-                str(_get(body, "metadata", "namespace") or ""), _name(body), name
+                str(_get(body, "metadata", "namespace") or ""), name_of(body), name
             )
             log.info("created topic %s on the broker", name)
             state = self._describe_created(name)

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
-from federator.core import compiler, resources, runtimes
+from federator.core import compiler, delegates, resources
 from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.problems import InvalidSpec
 from federator.devcluster import crdfiles
@@ -49,7 +49,7 @@ def delegate_crds(kinds: set[str]) -> list[Path]:
     defined = {
         str(crd["metadata"]["name"]) for crd in crdfiles.current_crds(crdfiles.load_crds(files))
     }
-    missing = [d for d in runtimes.ALL if d.kind in kinds and not d.served(defined)]
+    missing = [d for d in delegates.ALL if d.kind in kinds and not d.served(defined)]
     if missing:
         folder = files[0].parent
         raise crdfiles.CRDFileError(
@@ -269,10 +269,10 @@ def _run(
                 plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
             operator = _start_operator(plane, settings_doc, workdir)
             started.append(operator)
-            simulated = {d.kind for d in runtimes.ALL if not d.builtin}
+            simulated = {d.kind for d in delegates.ALL if not d.builtin}
             if spark_build is not None:
                 started.extend(_start_real_spark(spark_build, plane, namespace, workdir))
-                simulated.discard(runtimes.SPARK_APPLICATION.kind)
+                simulated.discard(delegates.SPARK_APPLICATION.kind)
             kinds = frozenset(simulated)
             with DelegateSimulator(plane.api_client(), interval=0.3, kinds=kinds):
                 _say(f"delegate simulator (a dev tool) moving: {', '.join(sorted(kinds))}")

@@ -14,7 +14,8 @@ import sys
 from types import FrameType
 from typing import Any
 
-from federator.simulator import DEFAULT_INTERVAL, FAIL_ANNOTATION, DelegateSimulator
+from federator.core.delegates.simstep import FAIL_ANNOTATION
+from federator.simulator import DEFAULT_INTERVAL, DelegateSimulator
 
 HELP = "DEVELOPMENT TOOL: play the delegate operators, moving children's statuses"
 DESCRIPTION = f"""\

@@ -24,24 +24,14 @@ from typing import Any
 import jsonschema
 from jsonschema.protocols import Validator
 
-from federator.core import deploymentschema, imageref, naming, openapi, plainyaml, runtimes
+from federator.core import delegates, deploymentschema, imageref, naming, openapi, plainyaml
+from federator.core.delegates import Delegate, Served
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
 from federator.core.resources import delegate_crds_dir
-from federator.core.runtimes import Delegate, Served
 from federator.core.settings import Settings
 
-# Built-in kinds have no CRD: their spec schemas are written out.
-_BUILTIN_SPECS: Mapping[str, Mapping[str, Any]] = {
-    runtimes.DEPLOYMENT.kind: deploymentschema.DEPLOYMENT_SPEC,
-}
-# Configuration keys that choose the namespace the delegate creates pods in.
-_NAMESPACE_SETTINGS: Mapping[str, tuple[str, str]] = {
-    runtimes.SPARK_APPLICATION.kind: ("sparkConf", "spark.kubernetes.namespace"),
-    runtimes.FLINK_DEPLOYMENT.kind: ("flinkConfiguration", "kubernetes.namespace"),
-    runtimes.FLINK_APPLICATION.kind: ("flinkConfig", "kubernetes.namespace"),
-}
 _TYPE_NAMES = {
     "object": "an object (a mapping of fields)",
     "array": "a list",
@@ -89,13 +79,13 @@ def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> I
 
 @cache
 def _validator(kind: str) -> Validator:
-    return openapi.validator_for(_partial(spec_schema(runtimes.BY_KIND[kind])))
+    return openapi.validator_for(_partial(spec_schema(delegates.BY_KIND[kind])))
 
 
 def spec_schema(delegate: Delegate) -> Mapping[str, Any]:
     """The OpenAPI schema of the delegate's `spec`, for the version federator writes."""
-    if delegate.kind in _BUILTIN_SPECS:
-        return _BUILTIN_SPECS[delegate.kind]
+    if delegate.spec_schema is not None:
+        return delegate.spec_schema
     schema = _vendored_crd_schemas(delegate.crd_name).get(
         (delegate.group, delegate.versions[0], delegate.kind)
     )
@@ -252,7 +242,7 @@ def _placement_problems(
             code=Code.CHILD_PLACEMENT,
             message=f"pods cannot be moved to another namespace: {stay}; remove this field",
         )
-    setting = _NAMESPACE_SETTINGS.get(delegate.kind)
+    setting = delegate.namespace_setting
     conf = block.get(setting[0]) if setting else None
     if setting and isinstance(conf, Mapping):
         section, key = setting

@@ -3,9 +3,9 @@
 A delegate builds its pods from several places of its own resource: a Deployment from one pod
 template; a SparkApplication from `driver`/`executor` fields that map to pod fields (and from
 `sparkConf` keys); a FlinkDeployment by layering `podTemplate` and the JobManager's or
-TaskManager's own `podTemplate`, plus `serviceAccount` and `flinkConfiguration` keys. `PODS`
-says, per kind, which field of the child lands where in which pod: a new delegate kind adds
-one entry there.
+TaskManager's own `podTemplate`, plus `serviceAccount` and `flinkConfiguration` keys. Each
+delegate's `Delegate.pods` (in its own module) says which field of the child lands where in which
+pod, built from the roles defined here.
 
 Each pod comes with the child path of every field, so a problem found in the pod is reported
 where the user wrote it. Two views are given: every layer alone (a forbidden value is refused
@@ -116,7 +116,7 @@ def _flink_conf(role: str) -> Callable[[str, Any], Iterator[Placement]]:
 # -- the table ---------------------------------------------------------------------------------
 
 
-def _spark(role: str) -> Role:
+def spark_role(role: str) -> Role:
     at: Path = ("spec", role)
     return Role(
         name=role,
@@ -142,7 +142,7 @@ def _spark(role: str) -> Role:
     )
 
 
-def _apache_flink(role: str) -> Role:
+def apache_flink_role(role: str) -> Role:
     return Role(
         name=role.lower(),
         layers=(
@@ -154,7 +154,7 @@ def _apache_flink(role: str) -> Role:
     )
 
 
-def _lyft_flink(role: str) -> Role:
+def lyft_flink_role(role: str) -> Role:
     return Role(
         name=role,
         layers=(
@@ -168,20 +168,8 @@ def _lyft_flink(role: str) -> Role:
     )
 
 
-PODS: Mapping[str, PodSources] = {
-    "KafkaTopic": PodSources(roles=()),
-    "Deployment": PodSources(
-        roles=(Role(name="pod", layers=((Place(source=("spec", "template"), target=()),),)),)
-    ),
-    "SparkApplication": PodSources(roles=(_spark("driver"), _spark("executor"))),
-    "FlinkDeployment": PodSources(
-        roles=(_apache_flink("jobManager"), _apache_flink("taskManager")),
-        own_service_accounts=frozenset({"flink"}),  # templates/flinkdeployment.yaml.j2
-    ),
-    "FlinkApplication": PodSources(roles=(_lyft_flink("jobmanager"), _lyft_flink("taskmanager"))),
-}
-"""Per delegate kind: the pods its resource makes. Every kind federator renders is listed
-(a unit test keeps this equal to `runtimes.ALL`); a kind missing here is refused, not trusted."""
+POD_TEMPLATE = Role(name="pod", layers=((Place(source=("spec", "template"), target=()),),))
+"""A Deployment's (or any workload's) one pod template at spec.template."""
 
 
 # -- building pods with their origins ----------------------------------------------------------
@@ -377,11 +365,9 @@ class ChildPods:
     """The pods as the delegate merges them (both list merges): where requirements must hold."""
 
 
-def pods(kind: str, manifest: Mapping[str, Any]) -> ChildPods | None:
-    """The pods of a rendered child; None when the kind is not in `PODS` (unknown pods)."""
-    sources = PODS.get(kind)
-    if sources is None:
-        return None
+def pods(kind: str, manifest: Mapping[str, Any], sources: PodSources) -> ChildPods:
+    """The pods of a rendered child, from the pods its delegate says it makes
+    (`Delegate.pods`)."""
     layers: list[Pod] = []
     merged: list[Pod] = []
     for role in sources.roles:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.core import flinkjob, podpolicy, render, validation
+from federator.core.delegates import Served
 from federator.core.model import Application
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
-from federator.core.runtimes import Served
 from federator.core.settings import Settings
 from federator.core.topology import Topology
 

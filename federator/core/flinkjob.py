@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from federator.core import runtimes
+from federator.core import delegates
 from federator.core.model import Application
 from federator.core.problems import Code, Problem, format_path
 from federator.core.render import Child
@@ -110,7 +110,7 @@ def check(children: Sequence[Child], app: Application) -> tuple[Problem, ...]:
     index = {s.name: i for i, s in enumerate(app.streamlets)}
     problems: list[Problem] = []
     for child in children:
-        if child.kind != runtimes.FLINK_DEPLOYMENT.kind or child.streamlet not in index:
+        if child.kind != delegates.FLINK_DEPLOYMENT.kind or child.streamlet not in index:
             continue
         spec = child.manifest.get("spec")
         if not isinstance(spec, Mapping):

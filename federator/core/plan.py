@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from federator.core import naming, runtimes, sharding
+from federator.core import delegates, naming, sharding
 from federator.core.health import ChildHealth, Health
 from federator.core.model import DeletionPolicy
 from federator.core.render import Child
@@ -22,7 +22,6 @@ from federator.core.render import Child
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 REASON_WAITING_FOR_TOPICS = "WaitingForTopics"
-REASON_DELEGATE_NOT_INSTALLED = "DelegateNotInstalled"
 REASON_OWNED_ELSEWHERE = "OwnedByAnotherApplication"
 REASON_ALREADY_EXISTS = "AlreadyExists"
 NOT_OURS = frozenset({REASON_OWNED_ELSEWHERE, REASON_ALREADY_EXISTS})
@@ -130,7 +129,7 @@ class InventoryItem:
         labels = meta.get("labels") or {}
         kind, name = str(body.get("kind", "")), str(meta.get("name", ""))
         topic = None
-        if kind == runtimes.KAFKA_TOPIC.kind:  # the annotation is set only when names differ
+        if kind == delegates.KAFKA_TOPIC.kind:  # the annotation is set only when names differ
             topic = annotations.get(naming.TOPIC_ANNOTATION) or name
         return cls(
             kind=kind,
@@ -220,18 +219,13 @@ def make_plan(
         if live is not None
     }
     for child in sorted(children, key=lambda c: c.wave):  # stable: keeps order inside a wave
-        delegate = runtimes.BY_KIND[child.kind]
+        delegate = delegates.BY_KIND[child.kind]
         live = observed.get(child.key)
         if not delegate.served(installed):
             held.append(
                 Held(
                     child=child,
-                    health=ChildHealth(
-                        health=Health.MISSING,
-                        reason=REASON_DELEGATE_NOT_INSTALLED,
-                        message=f"CRD {delegate.crd_name} is not installed: install "
-                        f"{delegate.operator}",
-                    ),
+                    health=delegates.not_installed(delegate),
                 )
             )
             continue
@@ -266,7 +260,7 @@ def make_plan(
     for item in _owned_candidates(inventory, observed, found, owner):
         if item.key in desired:
             continue
-        if item.kind == runtimes.KAFKA_TOPIC.kind and deletion_policy is DeletionPolicy.RETAIN:
+        if item.kind == delegates.KAFKA_TOPIC.kind and deletion_policy is DeletionPolicy.RETAIN:
             release.append(item)
         else:
             prune.append(item)
@@ -347,7 +341,7 @@ def deletion_plan(
     the garbage collector (their ownerReferences)."""
     out = []
     for item in _owned_candidates(inventory, observed, found, owner):
-        if item.kind == runtimes.KAFKA_TOPIC.kind:
+        if item.kind == delegates.KAFKA_TOPIC.kind:
             if deletion_policy is DeletionPolicy.DELETE:
                 out.append(item)
         elif item.namespace != app_namespace:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federator.core import childpods, podsecurity
+from federator.core import childpods, delegates, podsecurity
 from federator.core.childpods import Path, Pod
 from federator.core.model import Application, Streamlet
 from federator.core.podsecurity import Level, Violation
@@ -118,19 +118,20 @@ def _child_problems(
     child: Child, streamlet: Streamlet, policy: PodSecuritySettings
 ) -> Iterator[tuple[str, Problem]]:
     """(rule, problem) for every problem of one child's pods."""
-    found = childpods.pods(child.kind, child.manifest)
-    if found is None:
+    delegate = delegates.BY_KIND.get(child.kind)
+    if delegate is None:
         yield (
             "unknownPods",
             Problem(
                 path=streamlet.path,
                 code=Code.POD_SECURITY,
                 message=f"federator cannot tell which pods a {child.kind} runs, so it refuses it "
-                "(a bug in federator: childpods.PODS lacks this kind)",
+                "(a bug in federator: no delegate module for this kind)",
             ),
         )
         return
-    sources = childpods.PODS[child.kind]
+    sources = delegate.pods
+    found = childpods.pods(child.kind, child.manifest, sources)
     checked: dict[int, list[Violation]] = {}  # a pod both alone and merged is checked once
 
     def check(pod: Pod) -> list[Violation]:

@@ -21,11 +21,12 @@ import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from federator.core import naming, runtimes, sharding
+from federator.core import delegates, naming, sharding
+from federator.core.delegates import Delegate, Served
+from federator.core.delegates.base import SpecShape
 from federator.core.model import Application, PortRef, Runtime, Streamlet
 from federator.core.problems import Code, InvalidSpec, Problem, format_path
 from federator.core.resources import templates_dir
-from federator.core.runtimes import Delegate, Served
 from federator.core.settings import FlinkOperator, FlinkPreference, KafkaCluster, Settings
 from federator.core.topology import Topic, Topology
 
@@ -297,19 +298,6 @@ def _enforce_wiring(spec: Any, template: Any, wiring_env: Sequence[Mapping[str, 
     return spec
 
 
-def _enforce_suspend(kind: str, spec: dict[str, Any]) -> None:
-    """`spec.suspend` wins over runtime blocks: a block cannot keep a suspended app running."""
-    if kind == runtimes.DEPLOYMENT.kind:
-        spec["replicas"] = 0
-    elif kind == runtimes.SPARK_APPLICATION.kind:
-        spec["suspend"] = True
-    elif kind == runtimes.FLINK_DEPLOYMENT.kind:
-        job = spec.get("job", {})
-        if not isinstance(job, dict):
-            raise _Replaced(("job",), job, dict)
-        spec["job"] = {**job, "state": "suspended"}
-
-
 def _refusal(streamlet: Streamlet, replaced: _Replaced) -> InvalidSpec:
     """The problem at the user's path (named list items by their index in the block)."""
     parts: list[str | int] = [streamlet.path, streamlet.runtime.value]
@@ -358,10 +346,10 @@ def flink_operator(streamlet: Streamlet, settings: Settings, served: Served) -> 
 
 def delegate_for(streamlet: Streamlet, settings: Settings, served: Served) -> Delegate:
     if streamlet.runtime is Runtime.SPARK:
-        return runtimes.SPARK_APPLICATION
+        return delegates.SPARK_APPLICATION
     if streamlet.runtime is Runtime.FLINK:
-        return runtimes.FLINK[flink_operator(streamlet, settings, served)]
-    return runtimes.DEPLOYMENT
+        return delegates.FLINK[flink_operator(streamlet, settings, served)]
+    return delegates.DEPLOYMENT
 
 
 def _annotations(app: Application) -> dict[str, str]:
@@ -396,7 +384,7 @@ def _finish(
 
 
 def render_topic(topic: Topic, app: Application, cluster: KafkaCluster, served: Served) -> Child:
-    delegate = runtimes.KAFKA_TOPIC
+    delegate = delegates.KAFKA_TOPIC
     name = naming.topic_resource_name(topic.name)
     labels = {
         **naming.labels(app.name),
@@ -449,7 +437,7 @@ def render_streamlet(
     labels = naming.labels(app.name, streamlet.name)
     env = wiring(topology, streamlet, cluster)
     replicas = streamlet.replicas if streamlet.replicas is not None else 1
-    if app.suspend and delegate is runtimes.DEPLOYMENT:
+    if app.suspend and delegate is delegates.DEPLOYMENT:
         replicas = 0
     context = {
         "api_version": delegate.api_version(),
@@ -475,8 +463,11 @@ def render_streamlet(
         manifest["spec"] = deep_merge(template_spec, streamlet.overrides)
         try:
             manifest["spec"] = _enforce_wiring(manifest["spec"], template_spec, env)
-            if app.suspend:
-                _enforce_suspend(delegate.kind, manifest["spec"])
+            if app.suspend and delegate.suspend is not None:
+                try:
+                    delegate.suspend(manifest["spec"])
+                except SpecShape as shape:
+                    raise _Replaced(shape.steps, shape.value, shape.expected) from None
         except _Replaced as replaced:
             raise _refusal(streamlet, replaced) from None
     manifest, digest = _finish(manifest, app, owned=True)

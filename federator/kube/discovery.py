@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from kubernetes import client
 
-from federator.core import runtimes
-from federator.core.runtimes import Served
+from federator.core import delegates
+from federator.core.delegates import Served
 from federator.core.settings import FlinkOperator, KafkaCluster, TopicApiVersion
 from federator.kube.client import Kube, KubeError, translated
 
@@ -32,16 +32,16 @@ class Discovered:
 
     def for_cluster(self, cluster: KafkaCluster | None) -> Served:
         """What to render for an application on `cluster`: pinned or discovered versions."""
-        topic_versions = self.served.get(runtimes.KAFKA_TOPIC.crd_name, ())
+        topic_versions = self.served.get(delegates.KAFKA_TOPIC.crd_name, ())
         pinned = cluster.topic_api_version if cluster else TopicApiVersion.AUTO
         if pinned is not TopicApiVersion.AUTO:
             topic_version = pinned.value
         else:
             topic_version = next(
-                (v for v in runtimes.KAFKA_TOPIC.versions if v in topic_versions), "v1"
+                (v for v in delegates.KAFKA_TOPIC.versions if v in topic_versions), "v1"
             )
         flink = frozenset(
-            op for op, delegate in runtimes.FLINK.items() if delegate.crd_name in self.served
+            op for op, delegate in delegates.FLINK.items() if delegate.crd_name in self.served
         )
         return Served(
             topic_version=topic_version,
@@ -55,7 +55,7 @@ def discover(kube: Kube) -> Discovered:
         groups = client.ApisApi(kube.api).get_api_versions(_request_timeout=(5.0, 30.0)).groups
     versions = {g.name: {v.version for v in g.versions} for g in groups}
     served: dict[str, tuple[str, ...]] = {}
-    for delegate in runtimes.ALL:
+    for delegate in delegates.ALL:
         if delegate.builtin:
             continue
         found = []

@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from federator.core import naming, runtimes
+from federator.core import delegates, naming
 from federator.core.settings import Settings
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
@@ -239,7 +239,7 @@ def _register_children(
         # A deletion is never an echo (its resourceVersion is new, but be explicit).
         workers.kick(namespace, name, None if event.get("type") == "DELETED" else echo)
 
-    for delegate in runtimes.ALL:
+    for delegate in delegates.ALL:
         kopf.on.event(
             delegate.group,
             delegate.plural,

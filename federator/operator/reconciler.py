@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from federator.core import compiler, crdcheck, health, model, naming, runtimes, sharding
+from federator.core import compiler, crdcheck, delegates, health, model, naming, sharding
+from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.inventory import summarised
 from federator.core.plan import (
     NOT_OURS,
-    REASON_DELEGATE_NOT_INSTALLED,
     InventoryItem,
     Observed,
     Plan,
@@ -126,7 +126,7 @@ COMPILED_CACHE = 256
 JUDGED_CACHE = 4096
 """Verdicts of the installed-CRD check kept (by child, spec hash and CRD resourceVersion): a
 reconcile of an unchanged application validates nothing again."""
-CRD_KINDS = {d.kind: d.crd_name for d in runtimes.ALL if not d.builtin}
+CRD_KINDS = {d.kind: d.crd_name for d in delegates.ALL if not d.builtin}
 """Compiled applications kept (by uid, generation, spec and served versions): a child event
 re-reads the application, whose spec has not changed, so it is not compiled again."""
 OBSERVERS = 8
@@ -145,7 +145,7 @@ def ref_of(kind: str, api_version: str, namespace: str, name: str) -> ResourceRe
     return ResourceRef(
         group=group,
         version=version,
-        plural=runtimes.BY_KIND[kind].plural,
+        plural=delegates.BY_KIND[kind].plural,
         namespace=namespace,
         name=name,
     )
@@ -190,7 +190,7 @@ class Reconciler:
     settings: Settings
     discovery: DiscoveryCache
     clock: Callable[[], str] = _now
-    _marks: dict[Key, health.ApplyMark] = field(default_factory=dict)
+    _marks: dict[Key, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # resourceVersions of our last write: one per apply, two per create (create, then claim)
     _written: dict[Key, tuple[str, ...]] = field(default_factory=dict)
@@ -260,7 +260,7 @@ class Reconciler:
             log.warning("child cache not primed, children are read by GET: %s", exc)
             return
         scopes: list[str | None] = list(namespaces) or [None]
-        for delegate in runtimes.ALL:
+        for delegate in delegates.ALL:
             if not delegate.served(discovered.installed):
                 continue
             version = (
@@ -327,7 +327,7 @@ class Reconciler:
         # `now`: a verdict that depends on how long a state has lasted (a RUNNING Spark
         # application that never got an executor) is judged at each reconcile, the resync at
         # the latest.
-        return health.assess(kind, body, mark=mark, suspended=suspended, now=self.clock())
+        return delegates.assess(kind, body, mark=mark, suspended=suspended, now=self.clock())
 
     def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
         """Remember the delegate's run identity when a spec change is applied, so the child
@@ -339,15 +339,11 @@ class Reconciler:
             and contains(child.manifest.get("spec", {}), live.get("spec"))
         ):
             return
-        status = live.get("status") or {}
-        if child.kind == runtimes.SPARK_APPLICATION.kind:
-            mark = health.ApplyMark(spark_submission_id=str(status.get("submissionID") or ""))
-        elif child.kind == runtimes.FLINK_APPLICATION.kind:
-            mark = health.ApplyMark(lyft_deploy_hash=str(status.get("deployHash") or ""))
-        else:
+        token = delegates.BY_KIND[child.kind].run_token
+        if token is None:
             return
         with self._lock:
-            self._marks[child.key] = mark
+            self._marks[child.key] = token(live.get("status") or {})
 
     # -- the reconcile
 
@@ -359,7 +355,7 @@ class Reconciler:
         inventory = [
             i
             for i in (InventoryItem.from_status(e) for e in previous.get("children") or [])
-            if i is not None and i.kind in runtimes.BY_KIND
+            if i is not None and i.kind in delegates.BY_KIND
         ]
         generation = int(meta.get("generation") or 0)
         try:
@@ -371,12 +367,12 @@ class Reconciler:
         discovered = self.discovery.get()
         live: dict[Key, dict[str, Any]] = {}
         installed = discovered.installed
-        self.cache.keep_kinds(d.kind for d in runtimes.ALL if d.served(installed))
+        self.cache.keep_kinds(d.kind for d in delegates.ALL if d.served(installed))
         wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
         wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
         to_observe: dict[Key, tuple[str, str, str, str]] = {}
         for kind, api_version, namespace, name in wanted:
-            delegate = runtimes.BY_KIND[kind]
+            delegate = delegates.BY_KIND[kind]
             if not delegate.served(installed):
                 continue
             to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
@@ -599,11 +595,11 @@ class Reconciler:
     def _owned_scopes(self, served: Mapping[str, Sequence[str]], installed: Any) -> Any:
         """(delegate, version, namespace) to list for an application's children: its own
         namespace for every kind, every Kafka cluster's namespace for topics."""
-        for delegate in runtimes.ALL:
+        for delegate in delegates.ALL:
             if not delegate.served(installed):
                 continue
             version = delegate.versions[0] if delegate.builtin else served[delegate.crd_name][0]
-            if delegate.kind == runtimes.KAFKA_TOPIC.kind:
+            if delegate.kind == delegates.KAFKA_TOPIC.kind:
                 for namespace in sorted({c.namespace for c in self.settings.kafka_clusters}):
                     yield delegate, version, namespace
             else:
@@ -658,7 +654,7 @@ class Reconciler:
         cache never holds it) is reported and counts. Without one, federator cannot know it:
         the entry says so and the topic counts as ready, as it does for the streamlets."""
         topics = [t for t in compiled.topology.topics if not t.managed]
-        delegate = runtimes.KAFKA_TOPIC
+        delegate = delegates.KAFKA_TOPIC
         if not topics or delegate.crd_name not in served:
             return []
         cluster = self.settings.kafka_cluster(compiled.app.kafka_cluster)
@@ -685,7 +681,7 @@ class Reconciler:
                 )
                 out.append((None, child_entry(item, verdict, None, owned=False)))
                 continue
-            verdict = health.assess(item.kind, body)
+            verdict = delegates.assess(item.kind, body)
             report = health.ChildReport(
                 kind=item.kind, name=item.name, health=verdict, topic=topic.name
             )
@@ -842,7 +838,7 @@ class Reconciler:
         wanted = [
             i
             for i in inventory
-            if i.key not in listed and runtimes.BY_KIND[i.kind].served(installed)
+            if i.key not in listed and delegates.BY_KIND[i.kind].served(installed)
         ]
         got = self._observe_all(
             [(i.kind, i.api_version, i.namespace, i.name) for i in wanted],
@@ -858,15 +854,14 @@ class Reconciler:
         reports = []
         entries = []
         for item in inventory:
-            delegate = runtimes.BY_KIND[item.kind]
+            delegate = delegates.BY_KIND[item.kind]
             present = delegate.served(installed)
-            verdict = health.assess(
+            verdict = delegates.assess(
                 item.kind,
                 live_by_key.get(item.key) if present else None,
                 suspended=suspended,
                 now=self.clock(),
                 delegate_installed=present,
-                operator_hint=delegate.operator,
             )
             reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
             entries.append(child_entry(item, verdict, hashes.get((item.kind, item.name))))
@@ -913,7 +908,7 @@ class Reconciler:
                 InventoryItem.from_status(e)
                 for e in (body.get("status") or {}).get("children") or []
             )
-            if i is not None and i.kind in runtimes.BY_KIND
+            if i is not None and i.kind in delegates.BY_KIND
         ]
         discovered = self.discovery.get()
         found = self._find_owned(owner, discovered.installed, discovered.served, strict=True)
@@ -922,7 +917,7 @@ class Reconciler:
         unlisted = [
             i
             for i in inventory
-            if i.key not in listed and runtimes.BY_KIND[i.kind].served(discovered.installed)
+            if i.key not in listed and delegates.BY_KIND[i.kind].served(discovered.installed)
         ]
         # Bounded work: only what the listing did not show is read, concurrently.
         for item, live in zip(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
-from federator.core import runtimes
+from federator.core import delegates
 from federator.core.sharding import Shard
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ log = logging.getLogger("federator.sharding")
 def watch_only(settings: kopf.OperatorSettings, shard: Shard) -> None:
     """Server-side label selectors on every watch (and kopf's initial listing)."""
     settings.watching.label_selectors[APPLICATIONS] = shard.selector
-    for delegate in runtimes.ALL:
+    for delegate in delegates.ALL:
         settings.watching.label_selectors[delegate.group, delegate.plural] = shard.child_selector
 
 

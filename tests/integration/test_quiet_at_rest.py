@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from federator.core import runtimes
+from federator.core import delegates
 from federator.devcluster import crdfiles
 from federator.devcluster.harness import OperatorProcess, eventually, free_port, parse_metrics
 from federator.simulator import DelegateSimulator
@@ -44,7 +44,7 @@ APPS_NS = "rest-apps"
 KAFKA_NS = "rest-kafka"
 PERIOD = 2.0
 APP = "/apis/federator.io/v1alpha1/namespaces/{ns}/applications"
-CHILD_RESOURCES = {d.plural for d in runtimes.ALL}
+CHILD_RESOURCES = {d.plural for d in delegates.ALL}
 NAMES = ("quiet-one", "quiet-two")
 
 

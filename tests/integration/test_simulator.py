@@ -28,11 +28,12 @@ import yaml
 from kubernetes import client
 
 from federator.core.compiler import compile_application
-from federator.core.health import ApplyMark, ChildHealth, Health, assess
-from federator.core.runtimes import Served
+from federator.core.delegates import Served, assess
+from federator.core.delegates.simstep import FAIL_ANNOTATION
+from federator.core.health import ChildHealth, Health
 from federator.devcluster import crdfiles
 from federator.settings_file import load_settings
-from federator.simulator import FAIL_ANNOTATION, DelegateSimulator
+from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -158,12 +159,12 @@ def patch(cluster: Cluster, ref: Ref, body: dict[str, Any]) -> None:
     )
 
 
-def health_of(cluster: Cluster, ref: Ref, mark: ApplyMark | None = None) -> ChildHealth:
+def health_of(cluster: Cluster, ref: Ref, mark: str | None = None) -> ChildHealth:
     return assess(ref.kind, get(cluster, ref), mark=mark)
 
 
 def wait_health(
-    cluster: Cluster, ref: Ref, health: Health, mark: ApplyMark | None = None, message: str = ""
+    cluster: Cluster, ref: Ref, health: Health, mark: str | None = None, message: str = ""
 ) -> ChildHealth:
     seen: list[ChildHealth] = []
 
@@ -247,13 +248,13 @@ def test_children_become_healthy_fail_recover_and_follow_spec_changes(
     # A spec change: Progressing (as federator judges it, with its apply marks) until the
     # delegate has caught up, then Healthy again.
     sim.stop()
-    marks: dict[str, ApplyMark] = {}
+    marks: dict[str, str] = {}
     for ref in children:
         status = get(cluster, ref).get("status") or {}
         if ref.kind == "SparkApplication":
-            marks[ref.kind] = ApplyMark(spark_submission_id=status.get("submissionID", ""))
+            marks[ref.kind] = status.get("submissionID", "")
         if ref.kind == "FlinkApplication":
-            marks[ref.kind] = ApplyMark(lyft_deploy_hash=status.get("deployHash", ""))
+            marks[ref.kind] = status.get("deployHash", "")
     spec_changes: dict[str, dict[str, Any]] = {
         "KafkaTopic": {"partitions": 7},
         "SparkApplication": {"executor": {"instances": 3}},

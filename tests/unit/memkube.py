@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from federator.core import runtimes
+from federator.core import delegates
 from federator.kube.client import Conflict, KubeError, ResourceRef
 from federator.kube.discovery import Discovered
 
@@ -92,13 +92,13 @@ class MemKube:
     def put(self, body: dict[str, Any]) -> None:
         """An object as if created earlier (by federator or anybody)."""
         meta = body["metadata"]
-        plural = runtimes.BY_KIND[body["kind"]].plural
+        plural = delegates.BY_KIND[body["kind"]].plural
         key = (plural, meta["namespace"], meta["name"])
         meta.setdefault("uid", f"uid-{key}")
         self.objects[key] = copy.deepcopy(body)
 
     def names(self, kind: str) -> set[str]:
-        plural = runtimes.BY_KIND[kind].plural
+        plural = delegates.BY_KIND[kind].plural
         return {name for (p, _, name) in self.objects if p == plural}
 
 
@@ -107,7 +107,7 @@ class AllServed:
 
     def __init__(self) -> None:
         self.discovered = Discovered(
-            served={d.crd_name: d.versions for d in runtimes.ALL if not d.builtin}
+            served={d.crd_name: d.versions for d in delegates.ALL if not d.builtin}
         )
 
     def get(self) -> Discovered:

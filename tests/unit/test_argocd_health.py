@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federator.core import health
+from federator.core.delegates.flinkapplication import flink_application
 from federator.core.health import ChildHealth, ChildReport, Health
 from federator.core.plan import InventoryItem
 from federator.operator.status import build_status, child_entry
@@ -614,7 +615,7 @@ def lua_and_adapter(flavour: ModuleType, body: dict[str, Any]) -> tuple[tuple[st
     The adapter leaves the message of a plain progressing phase empty; the script names the
     phase instead (``phase Updating``), which is all Argo CD has to show.
     """
-    verdict = health.flink_application(body)
+    verdict = flink_application(body)
     expected = verdict.message
     status = body.get("status")
     if not expected and verdict.health is Health.PROGRESSING and isinstance(status, Mapping):

@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from federator.core import blockcheck, compiler, render, runtimes, validation
+from federator.core import blockcheck, compiler, delegates, render, validation
+from federator.core.delegates import Served
 from federator.core.problems import Code, InvalidSpec
 from federator.core.resources import examples_dir
-from federator.core.runtimes import Served
 from federator.core.settings import Settings, parse_settings
 
 SETTINGS = parse_settings(
@@ -526,9 +526,9 @@ def test_a_missing_or_empty_image_is_reported_once() -> None:
 
 
 @pytest.mark.parametrize(
-    "delegate", [d for d in runtimes.ALL if d is not runtimes.KAFKA_TOPIC], ids=lambda d: d.kind
+    "delegate", [d for d in delegates.ALL if d is not delegates.KAFKA_TOPIC], ids=lambda d: d.kind
 )
-def test_every_streamlet_delegate_has_a_spec_schema(delegate: runtimes.Delegate) -> None:
+def test_every_streamlet_delegate_has_a_spec_schema(delegate: delegates.Delegate) -> None:
     schema = blockcheck.spec_schema(delegate)
     assert schema.get("type") == "object" and schema.get("properties")
 

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from memkube import AllServed, MemKube
 
-from federator.core import compiler, crdcheck, runtimes
+from federator.core import compiler, crdcheck, delegates
 from federator.core.render import Child
 from federator.core.settings import Settings, parse_settings
 from federator.kube.client import Forbidden
@@ -40,7 +40,7 @@ FLINK_1_7 = (
     REPO / "third_party" / "delegate-crds" / "older" / "apache-flinkdeployment-1.7.0.crd.yaml"
 )
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are megabytes
-CRD_KINDS = {d.kind: d.crd_name for d in runtimes.ALL if not d.builtin}
+CRD_KINDS = {d.kind: d.crd_name for d in delegates.ALL if not d.builtin}
 
 
 def mini_crd(resource_version: str = "1") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.core import openapi, resources, runtimes
+from federator.core import delegates, openapi, resources
 
 REPO = Path(__file__).resolve().parents[2]
 VENDORED = REPO / "third_party" / "delegate-crds"
@@ -77,7 +77,7 @@ def _served_by_vendored() -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(
     ("kind", "api_version"),
-    [(d.kind, d.api_version(v)) for d in runtimes.ALL if not d.builtin for v in d.versions],
+    [(d.kind, d.api_version(v)) for d in delegates.ALL if not d.builtin for v in d.versions],
 )
 def test_every_rendered_kind_and_version_is_served_by_a_vendored_crd(
     kind: str, api_version: str

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.core import compiler, health, naming, runtimes
+from federator.core import compiler, delegates, health, naming
+from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.model import DeletionPolicy
 from federator.core.plan import (
     REASON_ALREADY_EXISTS,
-    REASON_DELEGATE_NOT_INSTALLED,
     REASON_OWNED_ELSEWHERE,
     REASON_WAITING_FOR_TOPICS,
     InventoryItem,
@@ -40,7 +40,7 @@ from federator.core.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = parse_settings(yaml.safe_load((ROOT / "examples" / "settings.yaml").read_text()))
-ALL_CRDS = frozenset(d.crd_name for d in runtimes.ALL)
+ALL_CRDS = frozenset(d.crd_name for d in delegates.ALL)
 OWNER = "lightbend/call-record-aggregator"
 HEALTHY = health.ChildHealth(health=health.Health.HEALTHY, reason="Ready")
 PROGRESSING = health.ChildHealth(health=health.Health.PROGRESSING, reason="AwaitingStatus")
@@ -145,7 +145,7 @@ def test_server_defaults_are_not_drift() -> None:
 def test_a_missing_delegate_holds_only_its_children() -> None:
     desired = children()
     observed = {c.key: live(c) for c in desired if c.topic}
-    installed = ALL_CRDS - {runtimes.SPARK_APPLICATION.crd_name}
+    installed = ALL_CRDS - {delegates.SPARK_APPLICATION.crd_name}
     plan = plan_for(desired, observed, installed=installed)
     held = {h.child.kind: h.health for h in plan.held}
     assert set(held) == {"SparkApplication"}

@@ -32,10 +32,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from federator.cli.main import main
-from federator.core import blockcheck, childpods, compiler, podpolicy, render, runtimes, validation
+from federator.core import blockcheck, compiler, delegates, podpolicy, render, validation
+from federator.core.delegates import Served
 from federator.core.podsecurity import Level
 from federator.core.problems import Code, InvalidSpec
-from federator.core.runtimes import Served
 from federator.core.settings import PodSecuritySettings, Settings, SettingsError, parse_settings
 
 # -- settings ----------------------------------------------------------------------------------
@@ -503,21 +503,17 @@ def test_lyft_flink_fields_and_the_container_it_builds() -> None:
     }
 
 
-def test_every_delegate_kind_says_which_pods_it_runs() -> None:
-    assert set(childpods.PODS) == set(runtimes.BY_KIND)
-
-
 def test_the_own_service_account_table_matches_the_template() -> None:
     result = validation.validate(app(flink()), BASELINE)
     children = render.render(result.topology, BASELINE, Served.offline())
     (child,) = [c for c in children if c.kind == "FlinkDeployment"]
-    assert {child.manifest["spec"]["serviceAccount"]} == childpods.PODS[
-        "FlinkDeployment"
-    ].own_service_accounts
+    assert {
+        child.manifest["spec"]["serviceAccount"]
+    } == delegates.FLINK_DEPLOYMENT.pods.own_service_accounts
 
 
 def test_an_unknown_kind_is_refused_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(childpods, "PODS", {})
+    monkeypatch.setattr(delegates, "BY_KIND", {})
     result = validation.validate(app(container()), BASELINE)
     children = render.render(result.topology, BASELINE, Served.offline())
     (finding,) = podpolicy.findings(children, result.app, BASELINE.pod_security)

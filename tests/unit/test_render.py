@@ -33,11 +33,11 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from federator.core import childschema, compiler, imageref, naming, runtimes
+from federator.core import childschema, compiler, delegates, imageref, naming
 from federator.core.compiler import Compiled
+from federator.core.delegates import Served
 from federator.core.problems import Code, InvalidSpec
 from federator.core.render import Child, deep_merge
-from federator.core.runtimes import Served
 from federator.core.settings import Settings, parse_settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -1333,7 +1333,7 @@ def long_app(name: str) -> dict[str, Any]:
 def assert_kubernetes_names(children: tuple[Child, ...]) -> None:
     names: dict[str, set[str]] = {}
     for child in children:
-        limit = runtimes.BY_KIND[child.kind].name_limit
+        limit = delegates.BY_KIND[child.kind].name_limit
         name = child.manifest["metadata"]["name"]
         assert name == child.name
         assert len(name) <= limit, (child.kind, name)

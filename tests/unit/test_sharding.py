@@ -26,7 +26,7 @@ import yaml
 from kopf._cogs.structs import references
 
 from federator.cli import main as cli_main
-from federator.core import compiler, health, runtimes, sharding
+from federator.core import compiler, delegates, health, sharding
 from federator.core.plan import Observed, in_sync
 from federator.core.settings import SettingsError, parse_settings
 from federator.operator import sharding as op_sharding
@@ -138,7 +138,7 @@ def test_kopf_watches_only_the_shards_objects() -> None:
     assert selector_of("federator.io", "v1alpha1", "applications", "Application") == [
         "federator.io/shard=a"
     ]
-    for d in runtimes.ALL:
+    for d in delegates.ALL:
         assert selector_of(d.group, d.versions[0], d.plural, d.kind) == [
             "app.kubernetes.io/managed-by=federator,federator.io/shard=a"
         ]

@@ -22,7 +22,8 @@ import yaml
 
 from federator import simulator
 from federator.core import openapi
-from federator.core.health import ApplyMark, Health, assess
+from federator.core.delegates import assess, simstep
+from federator.core.health import Health
 from federator.simulator import Failure, Step
 
 NOW = "2026-03-04T05:06:07Z"
@@ -110,10 +111,10 @@ class Driver:
         assert step.state == expected_state
         return step
 
-    def health(self, mark: ApplyMark | None = None) -> Any:
+    def health(self, mark: str | None = None) -> Any:
         return assess(self.kind, self.body, mark=mark)
 
-    def expect(self, health: Health, reason: str | None = None, mark: ApplyMark | None = None):
+    def expect(self, health: Health, reason: str | None = None, mark: str | None = None):
         verdict = self.health(mark)
         assert verdict.health is health, verdict
         if reason is not None:
@@ -325,7 +326,7 @@ def test_spark_spec_change_resubmits_with_a_new_submission_id(status_schemas: An
     d.tick("SUBMITTED")
     d.tick("RUNNING")
     before = d.body["status"]["submissionID"]
-    mark = ApplyMark(spark_submission_id=before)  # what federator records when it applies
+    mark = before  # what federator records when it applies
     d.change_spec(executor={"instances": 1})
     d.expect(Health.PROGRESSING, "AwaitingResubmission", mark)
     d.tick("INVALIDATING")
@@ -378,7 +379,7 @@ def test_spark_suspend_and_resume(status_schemas: Any) -> None:
     assert "executorState" not in d.body["status"]
     d.settled()
     d.change_spec(suspend=False)
-    mark = ApplyMark(spark_submission_id=before)
+    mark = before
     d.tick("RESUMING")
     d.expect(Health.PROGRESSING, "RESUMING")
     step = d.tick("SUBMITTED")
@@ -559,7 +560,7 @@ def test_lyft_new_to_running(status_schemas: Any) -> None:
         d.expect(Health.PROGRESSING, phase)
     step = d.tick("Running")
     d.expect(Health.HEALTHY, "Running")
-    assert step.status["deployHash"] == simulator.spec_hash(d.body["spec"])
+    assert step.status["deployHash"] == simstep.spec_hash(d.body["spec"])
     assert step.status["jobStatus"]["state"] == "RUNNING"
     assert step.status["jobStatus"]["parallelism"] == 3
     d.settled()
@@ -570,7 +571,7 @@ def test_lyft_spec_change_updates_and_changes_the_deploy_hash(status_schemas: An
     for phase in ("New", "ClusterStarting", "SubmittingJob", "Running"):
         d.tick(phase)
     before = d.body["status"]["deployHash"]
-    mark = ApplyMark(lyft_deploy_hash=before)
+    mark = before
     d.change_spec(image="counter:2")
     d.expect(Health.PROGRESSING, "AwaitingDeploy", mark)
     for phase in ("Updating", "ClusterStarting", "Savepointing", "SubmittingJob"):
@@ -580,7 +581,7 @@ def test_lyft_spec_change_updates_and_changes_the_deploy_hash(status_schemas: An
         assert d.body["status"]["deployHash"] == before
     d.tick("Running")
     d.expect(Health.HEALTHY, "Running", mark)
-    assert d.body["status"]["deployHash"] == simulator.spec_hash(d.body["spec"]) != before
+    assert d.body["status"]["deployHash"] == simstep.spec_hash(d.body["spec"]) != before
     assert d.body["status"]["savepointPath"]
     d.settled()
 
@@ -630,14 +631,14 @@ def test_merge_patch_nulls_removed_keys_and_keeps_equal_ones() -> None:
 def test_failure_from_annotations() -> None:
     body = topic_body()
     assert simulator.failure_from_annotations(body) is None
-    body["metadata"]["annotations"] = {simulator.FAIL_ANNOTATION: "disk full"}
+    body["metadata"]["annotations"] = {simstep.FAIL_ANNOTATION: "disk full"}
     assert simulator.failure_from_annotations(body) == Failure("disk full")
     body["metadata"]["annotations"] = {
-        simulator.FAIL_ANNOTATION: "",
-        simulator.FAIL_STATE_ANNOTATION: "ROLLED_BACK",
+        simstep.FAIL_ANNOTATION: "",
+        simstep.FAIL_STATE_ANNOTATION: "ROLLED_BACK",
     }
     assert simulator.failure_from_annotations(body) == Failure(
-        simulator.DEFAULT_FAILURE_MESSAGE, "ROLLED_BACK"
+        simstep.DEFAULT_FAILURE_MESSAGE, "ROLLED_BACK"
     )
 
 

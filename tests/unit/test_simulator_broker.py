@@ -25,7 +25,7 @@ import pytest
 
 from federator import simulator_broker as sb
 from federator.cli import main as cli
-from federator.core import health
+from federator.core import delegates, health
 from federator.core.compiler import compile_application
 from federator.core.settings import Settings
 from federator.simulator import Failure
@@ -283,7 +283,7 @@ def test_replicas_two_on_one_broker_is_ready_false_then_fixing_it_is_ready() -> 
     assert body["status"]["observedGeneration"] == 1
     assert body["status"]["topicName"] == "orders"
     assert "topicId" not in body["status"]
-    verdict = health.assess("KafkaTopic", body)
+    verdict = delegates.assess("KafkaTopic", body)
     assert (verdict.health, verdict.reason) == (health.Health.DEGRADED, "KafkaError")
     assert verdict.message == f"InvalidReplicationFactorException: {IRF_TEXT}"
     assert "orders" not in broker.topics
@@ -294,7 +294,7 @@ def test_replicas_two_on_one_broker_is_ready_false_then_fixing_it_is_ready() -> 
     ]
     assert body["status"]["topicId"] == broker.topics["orders"].topic_id
     assert body["status"]["observedGeneration"] == 2
-    assert health.assess("KafkaTopic", body).health is health.Health.HEALTHY
+    assert delegates.assess("KafkaTopic", body).health is health.Health.HEALTHY
 
 
 def test_spec_changes_reach_the_broker_and_a_decrease_is_refused() -> None:
@@ -572,6 +572,6 @@ def test_the_health_adapter_surfaces_the_topic_operators_refusal(
 ) -> None:
     condition = {"type": "Ready", "status": "False", "reason": reason, "message": message}
     body = kafka_topic(status={"observedGeneration": 1, "conditions": [condition]})
-    verdict = health.assess("KafkaTopic", body)
+    verdict = delegates.assess("KafkaTopic", body)
     assert verdict.health is health.Health.DEGRADED
     assert (verdict.reason, verdict.message) == expected

@@ -31,7 +31,7 @@ from typing import Any
 
 from test_simulator import Driver, flink_body, spark_body, status_schemas  # noqa: F401
 
-from federator.core.health import assess
+from federator.core.delegates import assess
 from federator.simulator import Failure
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from federator.core import health
+from federator.core import delegates, health
+from federator.core.delegates import sparkapplication
 from federator.core.health import Health
 
 DATA = Path(__file__).resolve().parent / "data" / "spark-operator-v2.5.2"
@@ -72,7 +73,7 @@ def expected(status: dict[str, Any]) -> tuple[Health, str]:
     "record", STATUSES, ids=[f"{i}-{r['name'][-14:]}" for i, r in enumerate(STATUSES)]
 )
 def test_every_real_status_reads_as_documented(record: dict[str, Any]) -> None:
-    verdict = health.assess("SparkApplication", with_status(record["status"]))
+    verdict = delegates.assess("SparkApplication", with_status(record["status"]))
     assert (verdict.health, verdict.reason) == expected(record["status"]), verdict
     error = (record["status"].get("applicationState") or {}).get("errorMessage")
     if error:
@@ -88,7 +89,7 @@ def test_the_real_transitions_cover_every_lifecycle_state() -> None:
 
 
 def test_running_without_executors_is_progressing_without_a_clock() -> None:
-    verdict = health.assess("SparkApplication", RUNNING_WITHOUT_EXECUTORS)
+    verdict = delegates.assess("SparkApplication", RUNNING_WITHOUT_EXECUTORS)
     assert (verdict.health, verdict.reason) == (Health.PROGRESSING, "ExecutorsPending")
     assert verdict.message == "0/2 executors running; the Spark operator reports no executor pod"
 
@@ -97,8 +98,8 @@ def test_running_without_executors_is_progressing_without_a_clock() -> None:
     ("seconds", "expected_health", "reason"),
     [
         (0, Health.PROGRESSING, "ExecutorsPending"),
-        (health.SPARK_EXECUTOR_GRACE_SECONDS - 1, Health.PROGRESSING, "ExecutorsPending"),
-        (health.SPARK_EXECUTOR_GRACE_SECONDS, Health.DEGRADED, "NoExecutors"),
+        (sparkapplication.SPARK_EXECUTOR_GRACE_SECONDS - 1, Health.PROGRESSING, "ExecutorsPending"),
+        (sparkapplication.SPARK_EXECUTOR_GRACE_SECONDS, Health.DEGRADED, "NoExecutors"),
         (3600, Health.DEGRADED, "NoExecutors"),
     ],
     ids=["at-submission", "just-inside-grace", "grace-over", "an-hour-later"],
@@ -107,7 +108,7 @@ def test_running_without_executors_degrades_after_the_grace(
     seconds: float, expected_health: Health, reason: str
 ) -> None:
     body = RUNNING_WITHOUT_EXECUTORS
-    verdict = health.assess("SparkApplication", body, now=after_submission(body, seconds))
+    verdict = delegates.assess("SparkApplication", body, now=after_submission(body, seconds))
     assert (verdict.health, verdict.reason) == (expected_health, reason)
     assert verdict.message.startswith("0/2 executors running; the Spark operator reports no")
 
@@ -119,14 +120,14 @@ def test_executors_that_exist_but_do_not_all_run_stay_progressing() -> None:
         if "PENDING" in (r["status"].get("executorState") or {}).values()
     )
     body = with_status(pending)
-    verdict = health.assess("SparkApplication", body, now=after_submission(body, 3600))
+    verdict = delegates.assess("SparkApplication", body, now=after_submission(body, 3600))
     assert (verdict.health, verdict.reason) == (Health.PROGRESSING, "ExecutorsPending")
     assert verdict.message == "0/2 executors running"
 
 
 @pytest.mark.parametrize("now", ["not a time", "2026-11-29T14:20:00"], ids=["garbage", "naive"])
 def test_an_unreadable_time_judges_no_duration(now: str) -> None:
-    verdict = health.assess("SparkApplication", RUNNING_WITHOUT_EXECUTORS, now=now)
+    verdict = delegates.assess("SparkApplication", RUNNING_WITHOUT_EXECUTORS, now=now)
     assert verdict.health is Health.PROGRESSING
 
 
@@ -141,7 +142,7 @@ def test_a_long_submission_failure_shows_its_cause_not_spark_submits_noise() -> 
             "applicationState": {"state": "SUBMISSION_FAILED", "errorMessage": error},
         }
     )
-    verdict = health.assess("SparkApplication", body)
+    verdict = delegates.assess("SparkApplication", body)
     assert (verdict.health, verdict.reason) == (Health.DEGRADED, "SUBMISSION_FAILED")
     assert verdict.message.startswith("failed to submit spark application")
     assert 'Exception in thread "main"' in verdict.message

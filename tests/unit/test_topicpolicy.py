@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federator.core import compiler, health, naming, runtimes, validation
+from federator.core import compiler, delegates, health, naming, validation
 from federator.core.model import DeletionPolicy
 from federator.core.plan import REASON_OWNED_ELSEWHERE, Observed, Plan, make_plan
 from federator.core.problems import Code, InvalidSpec
@@ -448,7 +448,7 @@ def test_a_prefixed_implicit_name_of_249_fits() -> None:
     (topic,) = [c for c in children if c.kind == "KafkaTopic"]
     assert len(topic.manifest["spec"]["topicName"]) == 249
     assert topic.name == topic.topic and naming.is_subdomain(topic.name)
-    assert len(topic.name) <= runtimes.KAFKA_TOPIC.name_limit
+    assert len(topic.name) <= delegates.KAFKA_TOPIC.name_limit
 
 
 def test_a_prefix_that_pushes_an_implicit_name_over_249_is_a_problem() -> None:
@@ -512,7 +512,7 @@ def team_a_beside_team_b() -> tuple[tuple[Child, ...], Plan]:
         observed,
         (),
         owner="team-a/orders",
-        installed=frozenset(d.crd_name for d in runtimes.ALL),
+        installed=frozenset(d.crd_name for d in delegates.ALL),
         deletion_policy=DeletionPolicy.RETAIN,
     )
 

@@ -206,21 +206,12 @@ namespaced mode, ClusterRole in cluster-wide mode). Nothing else: no Secrets, no
   verbs: [update]
 # The delegate kinds federator renders: server-side apply (patch; create when absent), read
 # back for health, watched (label-filtered) so health follows the delegates, pruned (delete).
-- apiGroups: [kafka.strimzi.io]
-  resources: [kafkatopics]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [sparkoperator.k8s.io]
-  resources: [sparkapplications]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [flink.apache.org]
-  resources: [flinkdeployments]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [flink.k8s.io]
-  resources: [flinkapplications]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, create, patch, update, delete]
+# One rule per delegate module (files/delegates.yaml, generated from federator/core/delegates).
+{{- range (.Files.Get "files/delegates.yaml" | fromYaml).delegates }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource }}]
+  verbs: [{{ join ", " .verbs }}]
+{{- end }}
 # Kubernetes Events on Applications (federator's own, and kopf's on handler errors); both APIs.
 - apiGroups: [""]
   resources: [events]
@@ -263,18 +254,13 @@ watches in a served namespace, so reading those is needed, but nothing else is w
 - apiGroups: [federator.io]
   resources: [applications]
   verbs: [get, list, watch]
-- apiGroups: [sparkoperator.k8s.io]
-  resources: [sparkapplications]
-  verbs: [get, list, watch]
-- apiGroups: [flink.apache.org]
-  resources: [flinkdeployments]
-  verbs: [get, list, watch]
-- apiGroups: [flink.k8s.io]
-  resources: [flinkapplications]
-  verbs: [get, list, watch]
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch]
+{{- range (.Files.Get "files/delegates.yaml" | fromYaml).delegates }}
+{{- if ne .kind "KafkaTopic" }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource }}]
+  verbs: [{{ join ", " .readVerbs }}]
+{{- end }}
+{{- end }}
 # kopf posts Events about what it handles in this namespace.
 - apiGroups: [""]
   resources: [events]

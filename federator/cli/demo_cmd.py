@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
-from federator.core import compiler, resources, runtimes
+from federator.core import appkind, compiler, resources, runtimes
 from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.problems import InvalidSpec
 from federator.devcluster import crdfiles
@@ -258,7 +258,7 @@ def _run(
 
     meta = body.get("metadata") or {}
     namespace, name = meta.get("namespace", "default"), meta["name"]
-    path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/applications/{name}"
+    path = f"/apis/{appkind.API_VERSION}/namespaces/{namespace}/{appkind.PLURAL}/{name}"
     with ControlPlane(bin_dir=bin_dir) as plane:
         try:
             _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")

@@ -31,11 +31,7 @@ import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
 from federator.core import fields
-
-GROUP: Final = "federator.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "applications"
-CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+from federator.core.appkind import CRD_NAME, GROUP, PLURAL, VERSION
 
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 LIST_PAGE_SIZE: Final = 500

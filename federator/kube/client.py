@@ -19,10 +19,10 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from federator.core import appkind
 from federator.kube.forbidden import Denial, service_account_user
 
 FIELD_MANAGER = "federator"
-APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
 REQUEST_TIMEOUT = (5.0, 30.0)
 IMPERSONATE_USER = "Impersonate-User"
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -240,9 +240,9 @@ class Kube:
     def get_application(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(
             ResourceRef(
-                group=APP_GROUP,
-                version=APP_VERSION,
-                plural=APP_PLURAL,
+                group=appkind.GROUP,
+                version=appkind.VERSION,
+                plural=appkind.PLURAL,
                 namespace=namespace,
                 name=name,
             )
@@ -390,17 +390,17 @@ class Kube:
     ) -> dict[str, Any]:
         with translated(f"patch status of application {namespace}/{name}"):
             raw = self.custom.patch_namespaced_custom_object_status(
-                APP_GROUP,
-                APP_VERSION,
+                appkind.GROUP,
+                appkind.VERSION,
                 namespace,
-                APP_PLURAL,
+                appkind.PLURAL,
                 name,
                 {"status": dict(status)},
                 _content_type="application/merge-patch+json",
                 _request_timeout=REQUEST_TIMEOUT,
             )
             result = _obj(raw)
-        self._count("patch_status", "Application")
+        self._count("patch_status", appkind.KIND)
         return result
 
     def event(self, app: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
@@ -412,8 +412,8 @@ class Kube:
                 generate_name=f"{meta.get('name', 'application')}.", namespace=meta.get("namespace")
             ),
             involved_object=client.V1ObjectReference(
-                api_version=f"{APP_GROUP}/{APP_VERSION}",
-                kind="Application",
+                api_version=appkind.API_VERSION,
+                kind=appkind.KIND,
                 name=meta.get("name"),
                 namespace=meta.get("namespace"),
                 uid=meta.get("uid"),

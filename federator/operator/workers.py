@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from federator.core import crdcheck, health
+from federator.core import appkind, crdcheck, health
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
 from federator.kube.client import Kube, KubeError
@@ -57,7 +57,7 @@ Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of 
 
 
 def app_key(namespace: str, name: str) -> tuple[str, str, str]:
-    return ("Application", namespace, name)
+    return (appkind.KIND, namespace, name)
 
 
 @dataclass

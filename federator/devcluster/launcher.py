@@ -552,10 +552,10 @@ class ControlPlane:
 
     def api_client(self, user: str = "admin") -> Any:
         """A kubernetes.client.ApiClient for 'admin' or the unprivileged 'user'."""
-        from kubernetes import config
+        from federator.kube import connect
 
         path = self.kubeconfig if user == "admin" else self.user_kubeconfig
-        return config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
+        return connect.api_client(path)
 
     def request(
         self,

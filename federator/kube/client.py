@@ -258,20 +258,6 @@ class Kube:
             )
         )
 
-    def established_crds(self) -> dict[str, tuple[str, ...]]:
-        """CRD name -> served versions, for every Established CRD (delegate discovery)."""
-        with translated("list customresourcedefinitions"):
-            crds = client.ApiextensionsV1Api(self.api).list_custom_resource_definition(
-                _request_timeout=self.timeout
-            )
-        out: dict[str, tuple[str, ...]] = {}
-        for crd in crds.items:
-            conditions = (crd.status.conditions if crd.status else None) or []
-            name = crd.metadata.name if crd.metadata else None
-            if name and any(c.type == "Established" and c.status == "True" for c in conditions):
-                out[name] = tuple(v.name for v in crd.spec.versions if v.served)
-        return out
-
     def crd(self, name: str, *, metadata_only: bool = False) -> dict[str, Any] | None:
         """One CustomResourceDefinition as plain JSON (None: not installed). `metadata_only`
         asks for its PartialObjectMetadata: a few hundred bytes instead of the whole object

@@ -41,7 +41,8 @@ from typing import Any, Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from federator.core.health import HEALTH_ORDER, PHASE_INVALID, AppHealth, ChildReport
+from federator.core.health import HEALTH_ORDER, AppHealth, ChildReport, Health
+from federator.core.status_types import Phase
 
 ReconcileResult = Literal["success", "invalid", "error"]
 WriteVerb = Literal["create", "claim", "apply", "delete", "patch_status", "event"]
@@ -50,7 +51,7 @@ ReadSource = Literal["cache", "api"]
 RECONCILE_RESULTS: Final[tuple[str, ...]] = get_args(ReconcileResult)
 WRITE_VERBS: Final[tuple[str, ...]] = get_args(WriteVerb)
 READ_SOURCES: Final[tuple[str, ...]] = get_args(ReadSource)
-PHASES: Final[tuple[str, ...]] = (*(health.value for health in HEALTH_ORDER), PHASE_INVALID)
+PHASES: Final[tuple[str, ...]] = tuple(phase.value for phase in Phase)
 """Every value ``status.phase`` can take (the CRD's enum)."""
 HEALTHS: Final[tuple[str, ...]] = tuple(health.value for health in HEALTH_ORDER)
 
@@ -142,8 +143,8 @@ class Metrics:
         # What was last recorded per application: its phase and children counts, to move the
         # totals and remove the series that dropped to zero.
         self._apps: dict[tuple[str, str], _Recorded] = {}
-        self._phases: dict[str, int] = {}
-        self._children: dict[tuple[str, str], int] = {}
+        self._phases: dict[Phase, int] = {}
+        self._children: dict[tuple[str, Health], int] = {}
         self._servers: list[tuple[object, threading.Thread]] = []
 
     # ---------------------------------------------------------------- applications
@@ -157,11 +158,11 @@ class Metrics:
     ) -> None:
         """Record an application's phase and children by kind and health (the totals move;
         what did not change is not touched)."""
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, Health], int] = {}
         for report in children_reports:
-            key = (report.kind, report.health.health.value)
+            key = (report.kind, report.health.health)
             counts[key] = counts.get(key, 0) + 1
-        new = _Recorded(app_health.phase, counts)
+        new = _Recorded(Phase(app_health.phase), counts)
         with self._lock:
             old = self._apps.get((namespace, application))
             if old == new:
@@ -261,14 +262,14 @@ class Metrics:
 class _Recorded:
     """What `record_health` last recorded of one application."""
 
-    phase: str
-    children: dict[tuple[str, str], int]
+    phase: Phase
+    children: dict[tuple[str, Health], int]
 
 
 def _add(gauge: Gauge, totals: dict[Any, int], key: Any, delta: int) -> None:
     """Move one total; a total of zero loses its series (no zero-valued series)."""
     total = totals.get(key, 0) + delta
-    labels = key if isinstance(key, tuple) else (key,)
+    labels = tuple(str(part) for part in (key if isinstance(key, tuple) else (key,)))
     if total > 0:
         totals[key] = total
         gauge.labels(*labels).set(total)

@@ -32,6 +32,7 @@ import yaml
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
 from federator.core import fields
 from federator.core.appkind import CRD_NAME, GROUP, PLURAL, VERSION
+from federator.core.status_types import Phase
 
 if TYPE_CHECKING:
     from federator.kube.client import Kube
@@ -226,7 +227,7 @@ def _condition(summary: Mapping[str, Any], kind: str) -> Mapping[str, str] | Non
 def _list_message(summary: Mapping[str, Any]) -> str:
     if summary["phase"] is None and not summary["conditions"]:
         return "no status yet: the operator has not reconciled it"
-    if summary["phase"] == "Invalid":
+    if Phase.parse(summary["phase"]) is Phase.INVALID:
         compiled = _condition(summary, "Compiled")
         if compiled is not None and compiled["message"]:
             return compiled["message"]

@@ -58,7 +58,8 @@ from federator.devcluster.harness import (  # noqa: E402
     free_port,
     parse_metrics,
 )
-from federator.devcluster.launcher import FAKE_NODE_PODS, ControlPlane, fake_node  # noqa: E402
+from federator.devcluster.kwok import FAKE_NODE_PODS, fake_node  # noqa: E402
+from federator.devcluster.launcher import ControlPlane  # noqa: E402
 from federator.simulator import DelegateSimulator  # noqa: E402
 
 START = "<!-- bench:peer:start -->"

@@ -2,8 +2,7 @@
 
 Every metric lives in a dedicated ``CollectorRegistry`` owned by a ``Metrics`` instance, never in
 prometheus-client's global default registry: tests, and several operators in one process, each
-get their own numbers. The module-level functions delegate to one process-wide instance,
-``METRICS``.
+get their own numbers. ``federator run`` makes one and hands it to whoever records.
 
 No series is ever zero: a count that drops to 0 loses its series (a scrape of 1,000 converged
 applications is a few lines, not 26 per application). Always served, bounded by the number of
@@ -35,15 +34,15 @@ core stays free of I/O (the HTTP server) and of process-wide state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any, Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from federator.core.health import HEALTH_ORDER, PHASE_INVALID, AppHealth, ChildReport
+from federator.core.health import HEALTH_ORDER, AppHealth, ChildReport, Health
+from federator.core.status_types import Phase
 
 ReconcileResult = Literal["success", "invalid", "error"]
 WriteVerb = Literal["create", "claim", "apply", "delete", "patch_status", "event"]
@@ -52,7 +51,7 @@ ReadSource = Literal["cache", "api"]
 RECONCILE_RESULTS: Final[tuple[str, ...]] = get_args(ReconcileResult)
 WRITE_VERBS: Final[tuple[str, ...]] = get_args(WriteVerb)
 READ_SOURCES: Final[tuple[str, ...]] = get_args(ReadSource)
-PHASES: Final[tuple[str, ...]] = (*(health.value for health in HEALTH_ORDER), PHASE_INVALID)
+PHASES: Final[tuple[str, ...]] = tuple(phase.value for phase in Phase)
 """Every value ``status.phase`` can take (the CRD's enum)."""
 HEALTHS: Final[tuple[str, ...]] = tuple(health.value for health in HEALTH_ORDER)
 
@@ -144,8 +143,8 @@ class Metrics:
         # What was last recorded per application: its phase and children counts, to move the
         # totals and remove the series that dropped to zero.
         self._apps: dict[tuple[str, str], _Recorded] = {}
-        self._phases: dict[str, int] = {}
-        self._children: dict[tuple[str, str], int] = {}
+        self._phases: dict[Phase, int] = {}
+        self._children: dict[tuple[str, Health], int] = {}
         self._servers: list[tuple[object, threading.Thread]] = []
 
     # ---------------------------------------------------------------- applications
@@ -159,11 +158,11 @@ class Metrics:
     ) -> None:
         """Record an application's phase and children by kind and health (the totals move;
         what did not change is not touched)."""
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, Health], int] = {}
         for report in children_reports:
-            key = (report.kind, report.health.health.value)
+            key = (report.kind, report.health.health)
             counts[key] = counts.get(key, 0) + 1
-        new = _Recorded(app_health.phase, counts)
+        new = _Recorded(Phase(app_health.phase), counts)
         with self._lock:
             old = self._apps.get((namespace, application))
             if old == new:
@@ -214,22 +213,6 @@ class Metrics:
             raise ValueError(f"unknown reconcile result {result!r}; one of {RECONCILE_RESULTS}")
         self.reconcile_duration.labels(result).observe(seconds)
 
-    @contextmanager
-    def time_reconcile(self) -> Iterator[ReconcileOutcome]:
-        """Time the ``with`` block; it ends ``success`` unless ``outcome.result`` is changed.
-
-        An exception escaping the block records ``error`` and propagates; a cancellation (not an
-        ``Exception``) records nothing.
-        """
-        outcome = ReconcileOutcome()
-        started = perf_counter()
-        try:
-            yield outcome
-        except Exception:
-            self.observe_reconcile("error", perf_counter() - started)
-            raise
-        self.observe_reconcile(outcome.result, perf_counter() - started)
-
     def count_api_write(self, verb: WriteVerb, kind: str) -> None:
         """Count one write to the API server (``kind``: the kind of the object written)."""
         if verb not in WRITE_VERBS:
@@ -275,27 +258,18 @@ class Metrics:
             thread.join(timeout=5)
 
 
-class ReconcileOutcome:
-    """What ``Metrics.time_reconcile`` yields: set ``result`` to ``invalid`` for a bad spec."""
-
-    __slots__ = ("result",)
-
-    def __init__(self) -> None:
-        self.result: ReconcileResult = "success"
-
-
 @dataclass(frozen=True)
 class _Recorded:
     """What `record_health` last recorded of one application."""
 
-    phase: str
-    children: dict[tuple[str, str], int]
+    phase: Phase
+    children: dict[tuple[str, Health], int]
 
 
 def _add(gauge: Gauge, totals: dict[Any, int], key: Any, delta: int) -> None:
     """Move one total; a total of zero loses its series (no zero-valued series)."""
     total = totals.get(key, 0) + delta
-    labels = key if isinstance(key, tuple) else (key,)
+    labels = tuple(str(part) for part in (key if isinstance(key, tuple) else (key,)))
     if total > 0:
         totals[key] = total
         gauge.labels(*labels).set(total)
@@ -307,43 +281,3 @@ def _add(gauge: Gauge, totals: dict[Any, int], key: Any, delta: int) -> None:
 def _remove(metric: Gauge | Counter, *labels: str) -> None:
     with suppress(KeyError):  # never recorded (older prometheus-client raise): nothing to forget
         metric.remove(*labels)
-
-
-METRICS: Final = Metrics()
-"""The process-wide instance ``federator run`` records into and serves."""
-REGISTRY: Final = METRICS.registry
-
-
-def record_health(
-    namespace: str,
-    application: str,
-    app_health: AppHealth,
-    children_reports: Sequence[ChildReport],
-) -> None:
-    """``METRICS.record_health``: set an application's phase and children gauges."""
-    METRICS.record_health(namespace, application, app_health, children_reports)
-
-
-def forget(namespace: str, application: str) -> None:
-    """``METRICS.forget``: remove every series of a deleted application."""
-    METRICS.forget(namespace, application)
-
-
-def observe_reconcile(result: ReconcileResult, seconds: float) -> None:
-    """``METRICS.observe_reconcile``: record one reconciliation's duration and result."""
-    METRICS.observe_reconcile(result, seconds)
-
-
-def count_api_write(verb: WriteVerb, kind: str) -> None:
-    """``METRICS.count_api_write``: count one API write."""
-    METRICS.count_api_write(verb, kind)
-
-
-def count_status_write(namespace: str, application: str) -> None:
-    """``METRICS.count_status_write``: count one Application status patch."""
-    METRICS.count_status_write(namespace, application)
-
-
-def start_server(port: int, host: str = "0.0.0.0") -> None:
-    """``METRICS.start_server``: serve the process-wide registry; port 0 disables."""
-    METRICS.start_server(port, host)

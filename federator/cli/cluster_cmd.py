@@ -30,7 +30,8 @@ import yaml
 
 from federator.core import resources
 from federator.devcluster import build, crdfiles
-from federator.devcluster.launcher import ControlPlane, ControlPlaneError, pid_alive
+from federator.devcluster.launcher import ControlPlane, ControlPlaneError
+from federator.devcluster.processes import pid_alive
 
 DOWN_TIMEOUT_SECONDS = 40.0
 DEFAULT_NAME = "default"

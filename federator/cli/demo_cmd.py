@@ -31,9 +31,10 @@ from typing import Any
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
-from federator.core import compiler, delegates, resources
+from federator.core import appkind, compiler, delegates, resources
 from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.problems import InvalidSpec
+from federator.core.status_types import ChildEntry, Phase
 from federator.devcluster import crdfiles
 from federator.settings_file import load_settings
 from federator.yamlio import InputError, iter_documents
@@ -63,10 +64,11 @@ def delegate_crds(kinds: set[str]) -> list[Path]:
 
 def _not_installed(status: Mapping[str, Any]) -> list[str]:
     """Children that read DelegateNotInstalled: nothing will change that during a demo."""
+    entries = (ChildEntry.from_status(c) for c in status.get("children") or [])
     return [
-        f"{c.get('kind')}/{c.get('name')}: {c.get('message', '')}"
-        for c in status.get("children") or []
-        if c.get("reason") == REASON_DELEGATE_NOT_INSTALLED
+        f"{c.kind}/{c.name}: {c.message}"
+        for c in entries
+        if c.reason == REASON_DELEGATE_NOT_INSTALLED
     ]
 
 
@@ -113,7 +115,7 @@ def _watch(plane: Any, path: str, timeout: float, operator: Any) -> str:
             _say(f"  {line}")
             last = line
         phase = status.get("phase", "")
-        if phase == "Healthy":
+        if Phase.parse(phase) is Phase.HEALTHY:
             break
         stuck = _not_installed(status)
         if stuck:
@@ -258,7 +260,7 @@ def _run(
 
     meta = body.get("metadata") or {}
     namespace, name = meta.get("namespace", "default"), meta["name"]
-    path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/applications/{name}"
+    path = f"/apis/{appkind.API_VERSION}/namespaces/{namespace}/{appkind.PLURAL}/{name}"
     with ControlPlane(bin_dir=bin_dir) as plane:
         try:
             _say(f"control plane (kube-apiserver, etcd, controllers, kwok) at {plane.server}")
@@ -288,7 +290,7 @@ def _run(
                     _say("Ctrl-C stops everything.")
                     while plane.running and operator.proc.poll() is None:
                         time.sleep(1.0)
-                return EXIT_OK if phase == "Healthy" else EXIT_INVALID
+                return EXIT_OK if Phase.parse(phase) is Phase.HEALTHY else EXIT_INVALID
         finally:  # before the control plane goes: they talk to it
             _stop(started)
 

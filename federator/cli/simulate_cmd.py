@@ -97,15 +97,9 @@ def _positive(text: str) -> float:
 
 def api_client(kubeconfig: str | None) -> Any:
     """An ApiClient from the given kubeconfig, the default one, else the in-cluster config."""
-    from kubernetes import client, config
+    from federator.kube import connect
 
-    if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    try:
-        return config.new_client_from_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+    return connect.api_client(kubeconfig or None)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -25,17 +25,17 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
 from federator.cli.main import EXIT_INVALID, EXIT_OK, UsageError
 from federator.core import fields
+from federator.core.appkind import CRD_NAME, GROUP, PLURAL, VERSION
+from federator.core.status_types import Phase
 
-GROUP: Final = "federator.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "applications"
-CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+if TYPE_CHECKING:
+    from federator.kube.client import Kube
 
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 LIST_PAGE_SIZE: Final = 500
@@ -227,7 +227,7 @@ def _condition(summary: Mapping[str, Any], kind: str) -> Mapping[str, str] | Non
 def _list_message(summary: Mapping[str, Any]) -> str:
     if summary["phase"] is None and not summary["conditions"]:
         return "no status yet: the operator has not reconciled it"
-    if summary["phase"] == "Invalid":
+    if Phase.parse(summary["phase"]) is Phase.INVALID:
         compiled = _condition(summary, "Compiled")
         if compiled is not None and compiled["message"]:
             return compiled["message"]
@@ -436,80 +436,50 @@ def _context_namespace(source: str | None, context: str | None) -> str:
     return fields.as_str(fields.get(chosen, "context", "namespace")) or "default"
 
 
-def _api_client(source: str | None, context: str | None) -> Any:
-    """An ApiClient for the kubeconfig (or the pod's service account); UsageError if unusable."""
-    from kubernetes import client, config
+def _kube(source: str | None, context: str | None, timeout: float) -> Kube:
+    """The API client for the kubeconfig (or the pod's service account); UsageError if
+    unusable."""
+    from federator.kube import connect
+    from federator.kube.client import Kube
 
-    configuration = client.Configuration()
     where = "in-cluster configuration" if source is None else f"kubeconfig {source}"
     try:
-        if source is None:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=source,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
+        # One retry for a blip; a refused connection must not be retried for long.
+        api = connect.api_client(source, context=context, retries=1)
     except Exception as exc:  # ConfigException, YAML, OS and shape errors alike
         detail = _text(str(exc)) or type(exc).__name__
         raise UsageError(f"cannot use {where}: {_clip(detail, 300)}") from None
-    # One retry for a blip; a refused connection must not be retried for long.
-    configuration.retries = 1
-    return client.ApiClient(configuration)
+    return Kube(api, timeout=timeout)
 
 
-def _get_json(body: Any) -> Any:
+class _Missing(Exception):
+    """What was asked for is not on the server: the message says which of the two."""
+
+
+def _fetch(args: argparse.Namespace, kube: Kube, namespace: str) -> list[Mapping[str, Any]]:
+    """The Application(s) asked for; raises _Missing or KubeError."""
+    from federator.kube.client import NotFound
+
     try:
-        return json.loads(body) if isinstance(body, str | bytes) else body
-    except ValueError:
-        return None
-
-
-def _api_message(body: Any) -> str:
-    """The ``message`` of a Kubernetes Status body, else the start of the body."""
-    text = body.decode(errors="replace") if isinstance(body, bytes) else body
-    return _text(fields.get(_get_json(body), "message")) or _clip(_text(text), 200)
-
-
-def _fetch(
-    args: argparse.Namespace, api: Any, namespace: str, timeout: float
-) -> list[Mapping[str, Any]]:
-    """The Application(s) asked for; raises ApiException / urllib3 errors."""
-    from kubernetes import client
-
-    custom = client.CustomObjectsApi(api)
-    if args.name:
-        body: Any = custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, args.name, _request_timeout=timeout
-        )
-        return [body]
-
-    def page_of(token: str | None) -> Any:
-        extra: dict[str, Any] = {"_continue": token} if token else {}
-        if args.all_namespaces:
-            return custom.list_cluster_custom_object(
-                GROUP, VERSION, PLURAL, limit=LIST_PAGE_SIZE, _request_timeout=timeout, **extra
+        if args.name:
+            body = kube.get_application(namespace, args.name)
+            if body is not None:
+                return [body]
+            # Not there: the Application, or the whole kind? A one-item list tells.
+            kube.list(GROUP, VERSION, PLURAL, namespace=namespace, page_size=1)
+            raise _Missing(f"Application {args.name} not found in namespace {namespace}")
+        return list(
+            kube.list(
+                GROUP,
+                VERSION,
+                PLURAL,
+                namespace=None if args.all_namespaces else namespace,
+                page_size=LIST_PAGE_SIZE,
             )
-        return custom.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            limit=LIST_PAGE_SIZE,
-            _request_timeout=timeout,
-            **extra,
         )
-
-    items: list[Mapping[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = page_of(token)
-        items += [item for item in _list(fields.get(page, "items")) if isinstance(item, Mapping)]
-        token = fields.as_str(fields.get(page, "metadata", "continue"))
-        if not token:
-            return items
+    except NotFound:
+        server = kube.api.configuration.host
+        raise _Missing(f"the Application CRD ({CRD_NAME}) is not installed on {server}") from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -519,37 +489,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.request_timeout <= 0:
         raise UsageError("--request-timeout must be a positive number of seconds")
     source = _kubeconfig_source(args.kubeconfig)
-    api = _api_client(source, args.context)
+    kube = _kube(source, args.context, args.request_timeout)
     namespace = args.namespace or _context_namespace(source, args.context)
-    server = api.configuration.host
+    server = kube.api.configuration.host
 
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
+    from federator.kube.client import Forbidden, KubeError, Transient
 
     try:
-        items = _fetch(args, api, namespace, args.request_timeout)
-    except ApiException as exc:
-        message = _api_message(exc.body) or exc.reason or ""
-        if exc.status == 404:
-            decoded = _get_json(exc.body)
-            if args.name and fields.get(decoded, "details", "name") == args.name:
-                print(
-                    f"federator: Application {args.name} not found in namespace {namespace}",
-                    file=sys.stderr,
-                )
-            else:
-                print(
-                    f"federator: the Application CRD ({CRD_NAME}) is not installed on {server}",
-                    file=sys.stderr,
-                )
-            return EXIT_INVALID
-        if exc.status in (401, 403):
+        items = _fetch(args, kube, namespace)
+    except _Missing as exc:
+        print(f"federator: {_text(str(exc))}", file=sys.stderr)
+        return EXIT_INVALID
+    except Transient as exc:
+        if exc.transport is None:
+            message = _clip(_text(str(exc)), 300)
+            raise UsageError(f"{server} answered {exc.status}: {message}") from None
+        raise UsageError(
+            f"cannot reach the API server at {server}: {_reason(exc.transport)}"
+        ) from None
+    except KubeError as exc:
+        message = _clip(_text(str(exc)), 300)
+        if isinstance(exc, Forbidden):
             raise UsageError(f"{server} refused the request ({exc.status}): {message}") from None
         raise UsageError(f"{server} answered {exc.status}: {message}") from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise UsageError(f"cannot reach the API server at {server}: {_reason(exc)}") from None
     finally:
-        api.close()
+        kube.api.close()  # type: ignore[no-untyped-call]
 
     if args.output in ("json", "yaml"):
         sys.stdout.write(format_summaries(items, args.output, single=bool(args.name)))

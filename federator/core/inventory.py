@@ -26,9 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from federator.core.health import Health
-
-HEALTHY = Health.HEALTHY.value
-_PRIORITY = {h.value: h.priority for h in Health}
+from federator.core.status_types import ChildEntry
 
 
 def size(value: Any) -> int:
@@ -52,9 +50,10 @@ def fit(
     the counts of all of them by kind and health."""
     if size(list(entries)) <= room:
         return list(entries), None
+    typed = [(entry, ChildEntry.from_status(entry)) for entry in entries]
     counts: dict[tuple[str, str], int] = {}
-    for entry in entries:
-        key = (str(entry.get("kind")), str(entry.get("health")))
+    for _, child in typed:
+        key = (child.kind, child.health.value)
         counts[key] = counts.get(key, 0) + 1
     summary: dict[str, Any] = {
         "summarised": True,
@@ -65,10 +64,13 @@ def fit(
             for (kind, health), n in sorted(counts.items())
         ],
     }
-    attention = sorted(
-        (e for e in entries if e.get("health") != HEALTHY),
-        key=lambda e: -_PRIORITY.get(str(e.get("health")), 0),
-    )
+    attention = [
+        entry
+        for entry, _ in sorted(
+            (pair for pair in typed if pair[1].health is not Health.HEALTHY),
+            key=lambda pair: -pair[1].health.priority,
+        )
+    ]
     # What is left once the summary itself is written (its "listed" grows by a few digits).
     left = room - size(summary) - 16
     kept: list[Mapping[str, Any]] = []

@@ -46,11 +46,6 @@ class DeletionPolicy(StrEnum):
     DELETE = "Delete"
 
 
-class PortDirection(StrEnum):
-    INLET = "inlet"
-    OUTLET = "outlet"
-
-
 @dataclass(frozen=True, kw_only=True, order=True)
 class PortRef:
     """`streamlet.port`, as written in connections and topics."""

@@ -16,10 +16,9 @@ from typing import Any
 
 from federator.core import delegates, naming, sharding
 from federator.core.health import ChildHealth, Health
+from federator.core.keys import Key
 from federator.core.model import DeletionPolicy
 from federator.core.render import Child
-
-Key = tuple[str, str, str]  # (kind, namespace, name)
 
 REASON_WAITING_FOR_TOPICS = "WaitingForTopics"
 REASON_OWNED_ELSEWHERE = "OwnedByAnotherApplication"

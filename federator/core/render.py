@@ -21,7 +21,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from federator.core import delegates, naming, sharding
+from federator.core import appkind, delegates, naming, sharding
 from federator.core.delegates import Delegate, Served
 from federator.core.delegates.base import SpecShape
 from federator.core.model import Application, PortRef, Runtime, Streamlet
@@ -30,8 +30,8 @@ from federator.core.resources import templates_dir
 from federator.core.settings import FlinkOperator, FlinkPreference, KafkaCluster, Settings
 from federator.core.topology import Topic, Topology
 
-APP_API_VERSION = "federator.io/v1alpha1"
-APP_KIND = "Application"
+APP_API_VERSION = appkind.API_VERSION
+APP_KIND = appkind.KIND
 TOPIC_WAVE = 0
 STREAMLET_WAVE = 1
 

@@ -75,14 +75,6 @@ class Topology:
                 names.setdefault(ref.streamlet, set()).add(topic)
         return {streamlet: tuple(sorted(topics)) for streamlet, topics in names.items()}
 
-    @property
-    def waves(self) -> tuple[tuple[str, ...], ...]:
-        """Deploy waves of node labels: topics first, then streamlets (DESIGN §4)."""
-        return (
-            tuple(f"topic/{t.name}" for t in self.topics),
-            tuple(f"streamlet/{s.name}" for s in self.streamlets),
-        )
-
 
 def implicit_topic_name(app: str, streamlet: str, outlet: str) -> str:
     """The seed's naming: `call-record-aggregator.merge.out`."""

@@ -19,14 +19,13 @@ import jsonschema
 from jsonschema.protocols import Validator
 
 from federator.core import blockcheck, limits, model, openapi, plainyaml, topicpolicy, topology
+from federator.core.appkind import API_VERSION, KIND
 from federator.core.delegates import FLINK_APPLICATION, Served
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
 from federator.core.settings import Settings
 
-API_VERSION = "federator.io/v1alpha1"
-KIND = "Application"
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 

@@ -19,10 +19,10 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from federator.core import appkind
 from federator.kube.forbidden import Denial, service_account_user
 
 FIELD_MANAGER = "federator"
-APP_GROUP, APP_VERSION, APP_PLURAL = "federator.io", "v1alpha1", "applications"
 REQUEST_TIMEOUT = (5.0, 30.0)
 IMPERSONATE_USER = "Impersonate-User"
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -61,9 +61,11 @@ class Invalid(KubeError):
 
 
 class Transient(KubeError):
-    """Timeouts, 429, 5xx, connection errors: worth retrying with backoff."""
+    """Timeouts, 429, 5xx, connection errors: worth retrying with backoff. `transport` is the
+    connection error itself (status 0), for a caller that explains it to a human."""
 
     retryable = True
+    transport: BaseException | None = None
 
 
 def _message(body: Any) -> str:
@@ -92,7 +94,9 @@ def translated(what: str) -> Iterator[None]:
             raise Invalid(text, status) from None
         raise Transient(text, status) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise Transient(f"{what}: {type(exc).__name__}: {exc}") from None
+        error = Transient(f"{what}: {type(exc).__name__}: {exc}")
+        error.transport = exc
+        raise error from None
 
 
 def _obj(value: object) -> dict[str, Any]:
@@ -128,6 +132,8 @@ class Kube:
     """The user this client impersonates; None: federator's own identity."""
     instance: str = "federator"
     """The Events' reportingInstance: which operator process (shard) posted them."""
+    timeout: float | tuple[float, float] = REQUEST_TIMEOUT
+    """Seconds each request may take (connect, read); a CLI lets its user choose."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _principal: Kube | None = None
     """The client an impersonating one was made from: writes are counted there."""
@@ -169,7 +175,7 @@ class Kube:
                 api.rest_client = self.api.rest_client  # one pool of connections for all
                 api.user_agent = self.api.user_agent
                 api.default_headers = {**self.api.default_headers, IMPERSONATE_USER: user}
-                view = Kube(api, acting_as=user, _principal=self)
+                view = Kube(api, acting_as=user, timeout=self.timeout, _principal=self)
                 self._accounts[(namespace, name)] = view
         return view
 
@@ -180,7 +186,7 @@ class Kube:
         try:
             with translated(f"get serviceaccount {namespace}/{name}"):
                 client.CoreV1Api(self.api).read_namespaced_service_account(
-                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                    name, namespace, _request_timeout=self.timeout
                 )
         except NotFound:
             return False
@@ -199,7 +205,7 @@ class Kube:
                     ref.namespace,
                     ref.plural,
                     ref.name,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self.timeout,
                 )
                 result = _obj(raw)
                 return result
@@ -214,53 +220,43 @@ class Kube:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
+        page_size: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every object of a kind, in one namespace or (None) all."""
-        with translated(f"list {plural}.{group}"):
-            if namespace is None:
-                raw = self.custom.list_cluster_custom_object(
-                    group,
-                    version,
-                    plural,
-                    label_selector=label_selector,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-            else:
-                raw = self.custom.list_namespaced_custom_object(
-                    group,
-                    version,
-                    namespace,
-                    plural,
-                    label_selector=label_selector,
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-        result = _obj(raw)
-        return list(result.get("items", []))
+        """Every object of a kind, in one namespace or (None) all; in pages of `page_size`
+        (None: one response), so a large list never has to fit one answer."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            extra: dict[str, Any] = {"label_selector": label_selector}
+            if page_size is not None:
+                extra["limit"] = page_size
+            if token:
+                extra["_continue"] = token
+            with translated(f"list {plural}.{group}"):
+                if namespace is None:
+                    raw = self.custom.list_cluster_custom_object(
+                        group, version, plural, _request_timeout=self.timeout, **extra
+                    )
+                else:
+                    raw = self.custom.list_namespaced_custom_object(
+                        group, version, namespace, plural, _request_timeout=self.timeout, **extra
+                    )
+            result = _obj(raw)
+            items += [item for item in result.get("items") or () if isinstance(item, dict)]
+            token = (result.get("metadata") or {}).get("continue")
+            if page_size is None or not token:
+                return items
 
     def get_application(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(
             ResourceRef(
-                group=APP_GROUP,
-                version=APP_VERSION,
-                plural=APP_PLURAL,
+                group=appkind.GROUP,
+                version=appkind.VERSION,
+                plural=appkind.PLURAL,
                 namespace=namespace,
                 name=name,
             )
         )
-
-    def established_crds(self) -> dict[str, tuple[str, ...]]:
-        """CRD name -> served versions, for every Established CRD (delegate discovery)."""
-        with translated("list customresourcedefinitions"):
-            crds = client.ApiextensionsV1Api(self.api).list_custom_resource_definition(
-                _request_timeout=REQUEST_TIMEOUT
-            )
-        out: dict[str, tuple[str, ...]] = {}
-        for crd in crds.items:
-            conditions = (crd.status.conditions if crd.status else None) or []
-            name = crd.metadata.name if crd.metadata else None
-            if name and any(c.type == "Established" and c.status == "True" for c in conditions):
-                out[name] = tuple(v.name for v in crd.spec.versions if v.served)
-        return out
 
     def crd(self, name: str, *, metadata_only: bool = False) -> dict[str, Any] | None:
         """One CustomResourceDefinition as plain JSON (None: not installed). `metadata_only`
@@ -275,7 +271,7 @@ class Kube:
                     name,
                     _preload_content=False,
                     _headers=headers,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self.timeout,
                 )
                 return _obj(json.loads(response.data))
         except NotFound:
@@ -296,7 +292,7 @@ class Kube:
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type="application/apply-patch+yaml",
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.timeout,
             )
             result = _obj(raw)
         self._count("apply", kind)
@@ -315,7 +311,7 @@ class Kube:
                 ref.plural,
                 dict(manifest),
                 field_manager=FIELD_MANAGER,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.timeout,
             )
         self._count("create", kind)
         return _obj(raw)
@@ -353,7 +349,7 @@ class Kube:
                 ref.name,
                 patch,
                 _content_type="application/json-patch+json",
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.timeout,
             )
         self._count("claim", kind)
         return _obj(raw)
@@ -374,7 +370,7 @@ class Kube:
                     body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
                     if uid
                     else None,
-                    _request_timeout=REQUEST_TIMEOUT,
+                    _request_timeout=self.timeout,
                 )
         except NotFound:
             return False
@@ -390,17 +386,17 @@ class Kube:
     ) -> dict[str, Any]:
         with translated(f"patch status of application {namespace}/{name}"):
             raw = self.custom.patch_namespaced_custom_object_status(
-                APP_GROUP,
-                APP_VERSION,
+                appkind.GROUP,
+                appkind.VERSION,
                 namespace,
-                APP_PLURAL,
+                appkind.PLURAL,
                 name,
                 {"status": dict(status)},
                 _content_type="application/merge-patch+json",
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.timeout,
             )
             result = _obj(raw)
-        self._count("patch_status", "Application")
+        self._count("patch_status", appkind.KIND)
         return result
 
     def event(self, app: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
@@ -412,8 +408,8 @@ class Kube:
                 generate_name=f"{meta.get('name', 'application')}.", namespace=meta.get("namespace")
             ),
             involved_object=client.V1ObjectReference(
-                api_version=f"{APP_GROUP}/{APP_VERSION}",
-                kind="Application",
+                api_version=appkind.API_VERSION,
+                kind=appkind.KIND,
                 name=meta.get("name"),
                 namespace=meta.get("namespace"),
                 uid=meta.get("uid"),
@@ -432,7 +428,7 @@ class Kube:
         try:
             with translated("create event"):
                 client.CoreV1Api(self.api).create_namespaced_event(
-                    str(meta.get("namespace", "default")), body, _request_timeout=REQUEST_TIMEOUT
+                    str(meta.get("namespace", "default")), body, _request_timeout=self.timeout
                 )
             self._count("event", "Event")
         except KubeError:

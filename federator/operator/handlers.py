@@ -26,6 +26,7 @@ from typing import Any
 import kopf
 
 from federator.core import delegates, naming
+from federator.core.appkind import GROUP, PLURAL, VERSION
 from federator.core.settings import Settings
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
@@ -35,7 +36,6 @@ from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.workers import MAX_BACKOFF, Workers
 
-GROUP, VERSION, PLURAL = "federator.io", "v1alpha1", "applications"
 FINALIZER = "federator.io/finalizer"
 MANAGED = {naming.MANAGED_BY: naming.MANAGER}
 FINALIZE_DEADLINE = 600.0

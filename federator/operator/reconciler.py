@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from federator.core import compiler, crdcheck, delegates, health, model, naming, sharding
 from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
 from federator.core.inventory import summarised
+from federator.core.keys import Key
 from federator.core.plan import (
     NOT_OURS,
     InventoryItem,
@@ -118,7 +119,6 @@ def _version(body: Mapping[str, Any]) -> str:
 _UNASSESSED = health.ChildHealth(health=health.Health.UNKNOWN, reason="Listed")
 """The health of an object found by listing, only ever pruned or deleted (never reported)."""
 
-Key = tuple[str, str, str]
 Account = tuple[str, str]
 """(namespace, name) of the ServiceAccount whose rights write an application's children in its
 own namespace (impersonated)."""

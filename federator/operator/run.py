@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import kopf
-from kubernetes import client, config
+from kubernetes import client
 
 from federator.core.settings import Settings
 from federator.core.sharding import Shard
+from federator.kube import connect
 from federator.kube.client import Kube
 from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
@@ -130,15 +131,7 @@ _DEFAULTS: dict[signal.Signals, Any] = {
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
     """From --kubeconfig, else $KUBECONFIG / ~/.kube/config, else the in-cluster identity."""
-    conf = client.Configuration()
-    try:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=conf)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        if kubeconfig:
-            raise
-        config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
-    conf.connection_pool_maxsize = CONNECTIONS
-    return client.ApiClient(conf)
+    return connect.api_client(kubeconfig or None, pool_size=CONNECTIONS)
 
 
 def run(

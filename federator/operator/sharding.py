@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
-from federator.core import delegates
+from federator.core import appkind, delegates
 from federator.core.sharding import Shard
 
 if TYPE_CHECKING:
     from federator.operator.workers import Workers
 
-APPLICATIONS = ("federator.io", "applications")
+APPLICATIONS = (appkind.GROUP, appkind.PLURAL)
 log = logging.getLogger("federator.sharding")
 
 

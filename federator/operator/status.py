@@ -7,6 +7,7 @@ from typing import Any
 
 from federator.core import health, inventory, limits
 from federator.core.plan import InventoryItem
+from federator.core.status_types import ChildEntry
 
 
 def child_entry(
@@ -15,24 +16,19 @@ def child_entry(
     """One entry of status.children. `owned: false` marks an object reported but not this
     application's (another's, one federator did not create, a `managed: false` topic): the
     inventory skips it, so it is never pruned or deleted."""
-    entry: dict[str, Any] = {
-        "kind": item.kind,
-        "apiVersion": item.api_version,
-        "namespace": item.namespace,
-        "name": item.name,
-        "health": verdict.health.value,
-        "reason": verdict.reason,
-        "message": verdict.message,
-    }
-    if item.topic is not None:
-        entry["topic"] = item.topic
-    if item.streamlet is not None:
-        entry["streamlet"] = item.streamlet
-    if spec_hash is not None:
-        entry["specHash"] = spec_hash
-    if not owned:
-        entry["owned"] = False
-    return entry
+    return ChildEntry(
+        kind=item.kind,
+        api_version=item.api_version,
+        namespace=item.namespace,
+        name=item.name,
+        health=verdict.health,
+        reason=verdict.reason,
+        message=verdict.message,
+        topic=item.topic,
+        streamlet=item.streamlet,
+        spec_hash=spec_hash,
+        owned=owned,
+    ).to_status()
 
 
 def build_status(

@@ -27,7 +27,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-Key = tuple[str, str, str]  # (kind, namespace, name)
+from federator.core.keys import Key
+
 RECENT = 16
 """Versions of an object remembered as already streamed: the echo of our apply, and even a
 delegate's next status write, can be delivered before the apply's own response is parsed."""

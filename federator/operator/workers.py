@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from federator.core import crdcheck, health
+from federator.core import appkind, crdcheck, health
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
+from federator.core.status_types import Phase
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
 from federator.operator.fairness import Closed, Turns
@@ -57,7 +58,7 @@ Echo = tuple[str, str, str, str]  # (kind, namespace, name, resourceVersion) of 
 
 
 def app_key(namespace: str, name: str) -> tuple[str, str, str]:
-    return ("Application", namespace, name)
+    return (appkind.KIND, namespace, name)
 
 
 @dataclass
@@ -303,11 +304,12 @@ class Workers:
                 reason="Pruned",
                 message=f"pruned {len(outcome.pruned)}: " + ", ".join(outcome.pruned[:10]),
             )
-        if old.get("phase") != new.get("phase"):
+        old_phase, new_phase = Phase.parse(old.get("phase")), Phase.parse(new.get("phase"))
+        if old_phase != new_phase:
             post(
-                type_="Warning" if new.get("phase") in ("Degraded", "Invalid") else "Normal",
+                type_="Warning" if new_phase is not None and new_phase.alarming else "Normal",
                 reason="HealthChanged",
-                message=f"{old.get('phase') or 'None'} -> {new.get('phase')}: "
+                message=f"{old_phase or 'None'} -> {new_phase}: "
                 + str(_condition_message(new, "Ready")),
             )
         meta = body.get("metadata") or {}

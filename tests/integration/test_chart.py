@@ -28,12 +28,12 @@ import pytest
 import yaml
 
 from federator.devcluster import crdfiles
+from federator.devcluster.credentials import kubeconfig_text
 from federator.devcluster.harness import (
     OperatorProcess,
     eventually,
     free_port,
 )
-from federator.devcluster.launcher import kubeconfig_text
 from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from federator.devcluster import crdfiles
-from federator.devcluster.launcher import WORKDIR_PREFIX, ControlPlane, ControlPlaneError
+from federator.devcluster.launcher import ControlPlane, ControlPlaneError
+from federator.devcluster.processes import WORKDIR_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 

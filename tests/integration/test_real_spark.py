@@ -32,7 +32,7 @@ import yaml
 
 from federator.devcluster import crdfiles, delegates
 from federator.devcluster.harness import OperatorProcess, eventually, free_port
-from federator.devcluster.launcher import fake_node
+from federator.devcluster.kwok import fake_node
 from federator.devcluster.spark_operator import (
     ExecutorStandIn,
     SparkOperatorProcess,

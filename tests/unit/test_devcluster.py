@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.devcluster import build, crdfiles, launcher
-from federator.devcluster.launcher import Identity, Layout
+from federator.devcluster import (
+    build,
+    components,
+    crdfiles,
+    credentials,
+    kwok,
+    launcher,
+    probes,
+    processes,
+)
+from federator.devcluster.components import Layout
+from federator.devcluster.credentials import Identity
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "hack" / "controlplane"
@@ -159,7 +169,7 @@ def test_build_main_check_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
-    ports = launcher.free_ports(5)
+    ports = processes.free_ports(5)
     assert len(set(ports)) == 5
     for port in ports:
         with socket.socket() as sock:
@@ -167,7 +177,7 @@ def test_free_ports_are_distinct_and_bindable() -> None:
 
 
 def test_token_auth_csv() -> None:
-    text = launcher.token_auth_csv(
+    text = credentials.token_auth_csv(
         [
             Identity("admin", "t1", ("system:masters",)),
             Identity("u", "t2", ("a", "b")),
@@ -178,7 +188,7 @@ def test_token_auth_csv() -> None:
 
 
 def test_kubeconfig_text_round_trips() -> None:
-    text = launcher.kubeconfig_text("https://127.0.0.1:6443", b"PEM", "alice", "tok")
+    text = credentials.kubeconfig_text("https://127.0.0.1:6443", b"PEM", "alice", "tok")
     doc = yaml.safe_load(text)
     cluster = doc["clusters"][0]["cluster"]
     assert cluster["server"] == "https://127.0.0.1:6443"
@@ -189,7 +199,7 @@ def test_kubeconfig_text_round_trips() -> None:
 
 
 def test_etcd_args_loopback_and_no_fsync(tmp_path: Path) -> None:
-    args = launcher.etcd_args(layout(tmp_path))
+    args = components.etcd_args(layout(tmp_path))
     assert "--unsafe-no-fsync=true" in args
     assert "--listen-client-urls=http://127.0.0.1:2379" in args
     assert "--initial-cluster=default=http://127.0.0.1:2380" in args
@@ -198,7 +208,7 @@ def test_etcd_args_loopback_and_no_fsync(tmp_path: Path) -> None:
 
 def test_apiserver_args(tmp_path: Path) -> None:
     lay = layout(tmp_path)
-    args = launcher.apiserver_args(lay, ["--v=2"])
+    args = components.apiserver_args(lay, ["--v=2"])
     assert "--authorization-mode=RBAC" in args
     assert "--bind-address=127.0.0.1" in args
     assert "--secure-port=6443" in args
@@ -211,7 +221,7 @@ def test_apiserver_args(tmp_path: Path) -> None:
 
 
 def test_controller_manager_args(tmp_path: Path) -> None:
-    args = launcher.controller_manager_args(layout(tmp_path))
+    args = components.controller_manager_args(layout(tmp_path))
     controllers = next(a for a in args if a.startswith("--controllers=")).split("=", 1)[1]
     for name in ("garbage-collector", "namespace", "deployment", "replicaset", "serviceaccount"):
         assert f"{name}-controller" in controllers.split(",")
@@ -221,12 +231,12 @@ def test_controller_manager_args(tmp_path: Path) -> None:
 
 
 def test_kwok_args_only_manage_annotated_nodes(tmp_path: Path) -> None:
-    args = launcher.kwok_args(layout(tmp_path), tmp_path / "stages.yaml")
+    args = components.kwok_args(layout(tmp_path), tmp_path / "stages.yaml")
     assert f"--config={tmp_path / 'stages.yaml'}" in args
     assert "--manage-all-nodes=false" in args
-    assert f"--manage-nodes-with-annotation-selector={launcher.KWOK_NODE_ANNOTATION}=fake" in args
-    node = launcher.fake_node()
-    assert node["metadata"]["annotations"][launcher.KWOK_NODE_ANNOTATION] == "fake"
+    assert f"--manage-nodes-with-annotation-selector={kwok.KWOK_NODE_ANNOTATION}=fake" in args
+    node = kwok.fake_node()
+    assert node["metadata"]["annotations"][kwok.KWOK_NODE_ANNOTATION] == "fake"
     assert "taints" not in node["spec"]
     # Room for a whole integration session's pods (the kubelet's default 110 was not).
     assert int(node["status"]["allocatable"]["pods"]) >= 1000
@@ -235,8 +245,8 @@ def test_kwok_args_only_manage_annotated_nodes(tmp_path: Path) -> None:
 def test_log_tail(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))
-    assert launcher.log_tail(log, 3) == "line 97\nline 98\nline 99"
-    assert launcher.log_tail(tmp_path / "absent.log") == ""
+    assert processes.log_tail(log, 3) == "line 97\nline 98\nline 99"
+    assert processes.log_tail(tmp_path / "absent.log") == ""
 
 
 def test_crd_documents_reads_files_dirs_and_lists(tmp_path: Path) -> None:
@@ -256,14 +266,14 @@ def test_crd_documents_reads_files_dirs_and_lists(tmp_path: Path) -> None:
 
 
 def test_reap_stale_workdirs_removes_only_dead_owners(tmp_path: Path) -> None:
-    dead = tmp_path / f"{launcher.WORKDIR_PREFIX}dead"
-    live = tmp_path / f"{launcher.WORKDIR_PREFIX}live"
-    other = tmp_path / f"{launcher.WORKDIR_PREFIX}noowner"
+    dead = tmp_path / f"{processes.WORKDIR_PREFIX}dead"
+    live = tmp_path / f"{processes.WORKDIR_PREFIX}live"
+    other = tmp_path / f"{processes.WORKDIR_PREFIX}noowner"
     for path in (dead, live, other):
         path.mkdir()
     (dead / "owner.pid").write_text("999999999\n")
     (live / "owner.pid").write_text(f"{os.getpid()}\n")
-    assert launcher.reap_stale_workdirs(tmp_path) == [dead]
+    assert processes.reap_stale_workdirs(tmp_path) == [dead]
     assert live.exists()
     assert other.exists()
 
@@ -285,7 +295,7 @@ def test_crd_list_path_prefers_the_storage_version() -> None:
             ],
         }
     }
-    assert launcher._crd_list_path(crd) == "/apis/kafka.strimzi.io/v1beta2/kafkatopics"
+    assert probes.crd_list_path(crd) == "/apis/kafka.strimzi.io/v1beta2/kafkatopics"
 
 
 def test_pid_alive_treats_an_unreaped_zombie_as_dead() -> None:
@@ -296,12 +306,12 @@ def test_pid_alive_treats_an_unreaped_zombie_as_dead() -> None:
 
     proc = subprocess.Popen(["true"])
     deadline = time.monotonic() + 10
-    while launcher.pid_alive(proc.pid) and time.monotonic() < deadline:
+    while processes.pid_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not launcher.pid_alive(proc.pid)  # exited but not yet reaped by us
+    assert not processes.pid_alive(proc.pid)  # exited but not yet reaped by us
     assert not cluster_cmd.pid_alive(proc.pid)
     proc.wait()
-    assert launcher.pid_alive(os.getpid())
+    assert processes.pid_alive(os.getpid())
     assert cluster_cmd.pid_alive(os.getpid())
 
 

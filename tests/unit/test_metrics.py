@@ -8,7 +8,7 @@ Aspects covered:
 - per-application series (`per_application=True`): the current phase only, non-zero children
   counts only; a kind that disappears loses its series;
 - `forget` removes an application's series and its share of the totals, nothing else;
-- the reconcile histogram (direct and timed, success / invalid / error), API and status write
+- the reconcile histogram (success / invalid / error), API and status write
   counters, label validation;
 - isolation: two instances never share numbers, prometheus-client's global registry stays clean;
 - a real HTTP scrape of `start_server` on a free loopback port; port 0 disables; a busy port is a
@@ -24,7 +24,6 @@ from collections.abc import Iterator
 import prometheus_client
 import pytest
 
-from federator import metrics
 from federator.core import health as h
 from federator.metrics import PHASES, Metrics, MetricsServerError
 
@@ -255,19 +254,6 @@ def test_reconcile_histogram(m: Metrics) -> None:
         m.observe_reconcile("failed", 1.0)  # type: ignore[arg-type]
 
 
-def test_time_reconcile_records_the_outcome(m: Metrics) -> None:
-    with m.time_reconcile():
-        pass
-    with m.time_reconcile() as outcome:
-        outcome.result = "invalid"
-    with pytest.raises(RuntimeError), m.time_reconcile():
-        raise RuntimeError("boom")
-    get = m.registry.get_sample_value
-    for result in ("success", "invalid", "error"):
-        assert get("federator_reconcile_duration_seconds_count", {"result": result}) == 1
-        assert (get("federator_reconcile_duration_seconds_sum", {"result": result}) or 0) >= 0
-
-
 def test_api_and_status_write_counters(m: Metrics) -> None:
     m.count_api_write("apply", "KafkaTopic")
     m.count_api_write("apply", "KafkaTopic")
@@ -321,18 +307,6 @@ def test_instances_are_isolated_and_the_global_registry_untouched() -> None:
     )
     names = {metric.name for metric in prometheus_client.REGISTRY.collect()}
     assert not any(name.startswith("federator_") for name in names)
-
-
-def test_module_level_functions_use_the_process_instance() -> None:
-    app = "module-level-test"
-    metrics.record_health("apps", app, h.aggregate(HEALTHY_APP), HEALTHY_APP)
-    metrics.count_status_write("apps", app)
-    try:
-        assert apps_in(metrics.METRICS, "Healthy") == 1
-        assert metrics.REGISTRY is metrics.METRICS.registry
-    finally:
-        metrics.forget("apps", app)
-    assert apps_in(metrics.METRICS, "Healthy") is None
 
 
 # ------------------------------------------------------------------ the HTTP endpoint

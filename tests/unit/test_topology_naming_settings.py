@@ -68,11 +68,9 @@ def test_unmanaged_topics_are_in_the_topology() -> None:
     assert not topo.topic("analytics.audit-log").managed
 
 
-def test_waves_put_topics_first_then_streamlets_upstream_first() -> None:
+def test_streamlets_are_ordered_upstream_first() -> None:
     topo = build(load("call-record-aggregator.yaml"))
-    topics, streamlets = topo.waves
-    assert all(t.startswith("topic/") for t in topics)
-    order = [s.removeprefix("streamlet/") for s in streamlets]
+    order = [s.name for s in topo.streamlets]
     for upstream, downstream in [
         ("cdr-generator1", "merge"),
         ("cdr-ingress", "merge"),

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from federator.core.keys import Key
 from federator.operator.watch_cache import WatchCache
 
 KEY = ("KafkaTopic", "kafka", "app.a.out")
-Key = tuple[str, str, str]
 
 
 def topic(version: str, ready: bool = False, name: str = "app.a.out") -> dict[str, Any]:

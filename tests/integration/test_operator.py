@@ -237,11 +237,13 @@ def test_spec_changes_update_add_prune_and_retain(cluster: Cluster, env: dict[st
         }
     )
     spec["connections"].append({"from": "merge.out", "to": ["audit.in"]})
-    cluster.plane.request(
-        "PUT",
+    status, got = cluster.plane.request(  # no resourceVersion: a status write cannot race it
+        "PATCH",
         f"{APP.format(ns=APPS_NS)}/call-record-aggregator",
-        {**body, "spec": spec},
+        [{"op": "replace", "path": "/spec", "value": spec}],
+        content_type="application/json-patch+json",
     )
+    assert status == 200, got
     body = eventually(lambda: healthy(cluster, "call-record-aggregator"), "Healthy after edit")
     assert body["status"]["total"] == 14  # 15, -1 streamlet, -1 topic, +1 streamlet
     assert exists(cluster, deployment_path("call-record-aggregator-audit"))

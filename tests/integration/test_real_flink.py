@@ -256,7 +256,12 @@ def new_image(cluster: Cluster, image: str) -> None:
     body = application(cluster)
     scorer = next(s for s in body["spec"]["streamlets"] if s["name"] == STREAMLET)
     scorer["image"] = image
-    status, got = cluster.plane.request("PUT", APP, body)
+    status, got = cluster.plane.request(  # no resourceVersion: a status write cannot race it
+        "PATCH",
+        APP,
+        [{"op": "replace", "path": "/spec", "value": body["spec"]}],
+        content_type="application/json-patch+json",
+    )
     assert status == 200, got
 
 

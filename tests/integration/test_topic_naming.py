@@ -123,9 +123,13 @@ def create(cluster: Cluster, body: dict[str, Any]) -> None:
 
 
 def replace_spec(cluster: Cluster, ns: str, name: str, spec: dict[str, Any]) -> None:
+    """The whole spec at once (a JSON patch: no resourceVersion, so the operator's own status
+    write between a GET and a PUT cannot make it a 409 Conflict, as it once did in CI)."""
     path = f"{APP.format(ns=ns)}/{name}"
-    body = cluster.plane.request("GET", path)[1]
-    status, got = cluster.plane.request("PUT", path, {**body, "spec": spec})
+    patch = [{"op": "replace", "path": "/spec", "value": spec}]
+    status, got = cluster.plane.request(
+        "PATCH", path, patch, content_type="application/json-patch+json"
+    )
     assert status == 200, got
 
 

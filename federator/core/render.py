@@ -345,6 +345,10 @@ def flink_operator(streamlet: Streamlet, settings: Settings, served: Served) -> 
 
 
 def delegate_for(streamlet: Streamlet, settings: Settings, served: Served) -> Delegate:
+    """The delegate a streamlet field selects (`Delegate.selects`), else its runtime's."""
+    for delegate in delegates.ALL:
+        if delegate.selects is not None and delegate.selects(streamlet):
+            return delegate
     if streamlet.runtime is Runtime.SPARK:
         return delegates.SPARK_APPLICATION
     if streamlet.runtime is Runtime.FLINK:
@@ -457,12 +461,19 @@ def render_streamlet(
         "job_state": "suspended" if app.suspend else "running",
         "flink_version": settings.flink.flink_version,
     }
+    if delegate.context is not None:
+        context.update(delegate.context(streamlet, env))
     manifest = render_template(delegate.template, context)
     if streamlet.overrides:
         template_spec = manifest["spec"]
         manifest["spec"] = deep_merge(template_spec, streamlet.overrides)
         try:
             manifest["spec"] = _enforce_wiring(manifest["spec"], template_spec, env)
+            if delegate.wire is not None:
+                try:
+                    delegate.wire(manifest["spec"], env)
+                except SpecShape as shape:
+                    raise _Replaced(shape.steps, shape.value, shape.expected) from None
             if app.suspend and delegate.suspend is not None:
                 try:
                     delegate.suspend(manifest["spec"])

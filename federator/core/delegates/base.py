@@ -11,13 +11,14 @@ delegate to this list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from federator.core.childpods import PodSources
 from federator.core.delegates.simstep import Failure, Step
 from federator.core.health import ChildHealth
+from federator.core.model import Streamlet
 
 READ_VERBS: tuple[str, ...] = ("get", "list", "watch")
 WRITE_VERBS: tuple[str, ...] = ("create", "patch", "update", "delete")
@@ -35,8 +36,15 @@ class Judging:
     now: str | None = None
     """The current time (RFC 3339), for verdicts that depend on how long a state has lasted;
     None judges no duration."""
+    related: Mapping[Ref, Mapping[str, Any] | None] | None = None
+    """The objects named by `Delegate.related`, as observed (None: absent); None when they were
+    not observed (offline), and the adapter judges the child alone."""
 
 
+Ref = tuple[str, str, str]
+"""(kind, namespace, name) of an object a child's health depends on."""
+Env = Sequence[Mapping[str, str]]
+"""The wiring: the env vars every streamlet gets (name, value)."""
 Judge = Callable[[Mapping[str, Any], Judging], ChildHealth]
 Simulate = Callable[..., Step | None]
 """`(body, *, failure, now, new_id, submitted_generation) -> Step | None`: the next status the
@@ -95,6 +103,17 @@ class Delegate:
     argocd_health: str | None = None
     """The Lua health check the chart ships for Argo CD (charts/federator/argocd/<this>) when
     Argo CD has no built-in one for the kind; None when it has."""
+    selects: Callable[[Streamlet], bool] | None = None
+    """For a delegate chosen by a streamlet field, not by its runtime alone (a Flink session
+    job: `flinkSession`): whether it runs this streamlet. Asked before the runtime's default."""
+    context: Callable[[Streamlet, Env], Mapping[str, Any]] | None = None
+    """Template values of its own, besides the ones every template gets."""
+    wire: Callable[[dict[str, Any], Env], None] | None = None
+    """Puts the wiring back into a spec after the user's runtime block was merged, for a
+    delegate that carries it elsewhere than in env lists (job arguments). Raises `SpecShape`."""
+    related: Callable[[Mapping[str, Any]], tuple[Ref, ...]] | None = None
+    """Objects its health depends on besides itself, read from its rendered manifest (a session
+    job: its session cluster); observed at each reconcile and passed in `Judging.related`."""
     verbs: tuple[str, ...] = READ_VERBS + WRITE_VERBS
     """What the operator's ServiceAccount may do to it (the chart's RBAC is generated from
     these; see charts/federator/files/delegates.json)."""

@@ -18,7 +18,8 @@ Aspects covered:
 - what the installed CRDs refuse wins over waiting, not over "not ours" / "not installed";
 - the apply marks and `now` reach the verdicts; `report` after the writes: failures, retries,
   failed prunes kept in the inventory, unmanaged topics reported but never claimed;
-- an invalid spec reports the previous children with their spec hashes.
+- an invalid spec reports the previous children with their spec hashes;
+- what a previous status says federator owns (`inventory.items`: owned, well-formed, known kinds).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from federator.core import compiler, crdcheck, decide, health, naming, runtimes
+from federator.core import compiler, crdcheck, decide, health, inventory, naming, runtimes
 from federator.core.compiler import Compiled
 from federator.core.plan import (
     REASON_ALREADY_EXISTS,
@@ -556,3 +557,36 @@ def test_an_invalid_spec_reports_the_previous_children_as_they_are() -> None:
     assert {e.item.name: e.spec_hash for e in report.entries}[SRC] == "h1"
     assert report.app_health.phase == "Invalid"
     assert set(report.inventory) == set(items(FULL))
+
+
+# -- what the previous status says federator owns
+
+
+@pytest.mark.parametrize(
+    ("status", "names"),
+    [
+        (None, []),
+        ({}, []),
+        ({"children": "junk"}, []),
+        (
+            {
+                "children": [
+                    {"kind": "Deployment", "apiVersion": "apps/v1", "namespace": NS, "name": SRC},
+                    {
+                        "kind": "Deployment",
+                        "apiVersion": "apps/v1",
+                        "name": "theirs",
+                        "owned": False,
+                    },
+                    {"kind": "Widget", "apiVersion": "x/v1", "name": "unknown-kind"},
+                    {"kind": "Deployment", "name": "no-api-version"},
+                    "not-an-entry",
+                ]
+            },
+            [SRC],
+        ),
+    ],
+    ids=["no-status", "no-children", "malformed", "owned-known-well-formed-only"],
+)
+def test_the_inventory_of_a_status(status: Any, names: list[str]) -> None:
+    assert [i.name for i in inventory.items(status)] == names

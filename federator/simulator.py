@@ -5,7 +5,7 @@ laptop or in CI (they need Kafka, Spark and Flink), yet federator's whole job is
 statuses. The simulator stands in for them: it lists federator's children of each delegate kind
 (label ``app.kubernetes.io/managed-by=federator``) and moves each one ONE step per tick through
 the state enumeration its real operator uses, writing through the ``/status`` subresource exactly
-what that operator would write. Every status it writes is one ``federator.core.health.assess``
+what that operator would write. Every status it writes is one ``federator.core.delegates.assess``
 reads as the intended health (the unit tests check each transition).
 
 The sequences (each arrow is one tick):

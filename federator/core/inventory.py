@@ -25,8 +25,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from federator.core import delegates
 from federator.core.health import Health
+from federator.core.plan import InventoryItem
 from federator.core.status_types import ChildEntry
+
 
 
 def size(value: Any) -> int:
@@ -40,6 +43,24 @@ def summarised(status: Mapping[str, Any] | None) -> bool:
         return False
     summary = status.get("inventory")
     return isinstance(summary, Mapping) and summary.get("summarised") is True
+
+
+def items(status: Mapping[str, Any] | None) -> list[InventoryItem]:
+    """What `status.children` says federator owns: its well-formed entries of kinds federator
+    writes, but those reported and not owned (`owned: false`). Only part of it when the status
+    is summarised (`summarised`)."""
+    if not isinstance(status, Mapping):
+        return []
+    entries = status.get("children")
+    return [
+        item
+        for item in (
+            InventoryItem.from_status(e)
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, Mapping)
+        )
+        if item is not None and item.kind in delegates.BY_KIND
+    ]
 
 
 def fit(

@@ -173,17 +173,8 @@ class Plan:
     unchanged: tuple[Child, ...]
     held: tuple[Held, ...]
     prune: tuple[InventoryItem, ...]
-    """Owned children no longer desired: delete them."""
-    release: tuple[InventoryItem, ...]
-    """No longer desired but kept (Retain topics): dropped from the inventory, not deleted."""
-
-    @property
-    def inventory(self) -> tuple[InventoryItem, ...]:
-        """What federator owns after this plan: every desired child that it wrote or holds."""
-        children = (*self.apply, *self.unchanged)
-        held = (h.child for h in self.held if h.health.reason not in NOT_OURS)
-        items = [InventoryItem.from_child(c) for c in (*children, *held)]
-        return tuple(sorted(items, key=lambda i: i.key))
+    """Owned children no longer desired: delete them. (Retain topics no longer desired are
+    not among them: they only leave the inventory, which `decide.report` writes.)"""
 
 
 def make_plan(
@@ -254,21 +245,20 @@ def make_plan(
         apply.append(child)
 
     desired = {c.key for c in children}
-    prune: list[InventoryItem] = []
-    release: list[InventoryItem] = []
-    for item in _owned_candidates(inventory, observed, found, owner):
-        if item.key in desired:
-            continue
-        if item.kind == delegates.KAFKA_TOPIC.kind and deletion_policy is DeletionPolicy.RETAIN:
-            release.append(item)
-        else:
-            prune.append(item)
+    prune = [
+        item
+        for item in _owned_candidates(inventory, observed, found, owner)
+        if item.key not in desired
+        # Retain: a topic that left the spec is kept (released), never deleted.
+        and not (
+            item.kind == delegates.KAFKA_TOPIC.kind and deletion_policy is DeletionPolicy.RETAIN
+        )
+    ]
     return Plan(
         apply=tuple(apply),
         unchanged=tuple(unchanged),
         held=tuple(held),
         prune=tuple(prune),
-        release=tuple(release),
     )
 
 

@@ -1,4 +1,8 @@
-"""One level-based reconcile of one Application (DESIGN §4): compile, observe, plan, act, report.
+"""One level-based reconcile of one Application (DESIGN §4): observe -> decide -> act -> report.
+
+The shell half: it reads the cluster (observe), hands what it read to the pure `core.decide`
+(what to apply, prune, hold; the verdicts), writes what it was told (act), and builds the status
+and the `Outcome` the worker turns into Events and metrics (report).
 
 Synchronous on purpose: kopf runs it in a worker thread, tests call it directly. It never
 raises for bad input (an invalid spec becomes status); it raises `KubeError`s that are worth a
@@ -11,23 +15,20 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from federator.core import compiler, crdcheck, delegates, health, model, naming, sharding
-from federator.core.health import REASON_DELEGATE_NOT_INSTALLED
+from federator.core import compiler, crdcheck, decide, delegates, health, model, naming, sharding
+from federator.core.inventory import items as inventory_items
 from federator.core.inventory import summarised
 from federator.core.keys import Key
 from federator.core.plan import (
-    NOT_OURS,
     InventoryItem,
     Observed,
-    Plan,
     contains,
     deletion_plan,
-    make_plan,
     not_ours,
 )
 from federator.core.problems import InvalidSpec
@@ -53,7 +54,6 @@ from federator.operator.watch_cache import WatchCache
 
 log = logging.getLogger("federator.reconcile")
 
-REASON_EXTERNAL_TOPIC_UNSEEN = "ExternalTopicNotObserved"
 REASON_APPLY_FAILED = "ApplyFailed"
 REASON_APPLY_FORBIDDEN = "ApplyForbidden"
 REASON_KIND_NOT_SERVED = "KindNotServed"
@@ -182,6 +182,21 @@ class Outcome:
     refused: tuple[str, ...] = ()
     """Children not written because the installed CRD refuses them, for an Event (each
     message names the child)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation:
+    """What one reconcile read (step 1), for `decide`."""
+
+    discovered: Discovered
+    live: dict[Key, dict[str, Any]]
+    """The children that exist, by key; `_apply` adds what its writes return."""
+    found: list[Observed]
+    """This application's objects listed in the cluster (empty when it did not list)."""
+    refused: dict[Key, health.ChildHealth]
+    """The children the installed CRDs refuse."""
+    external: list[tuple[InventoryItem, dict[str, Any] | None]]
+    """The KafkaTopic of each `managed: false` topic, None when there is none."""
 
 
 @dataclass
@@ -319,15 +334,11 @@ class Reconciler:
             else:
                 self._written.pop(key, None)
 
-    def _verdict(
-        self, kind: str, body: Mapping[str, Any] | None, key: Key, suspended: bool
-    ) -> health.ChildHealth:
+    def _marks_for(self, keys: Iterable[Key]) -> dict[Key, str]:
+        """The apply marks the verdicts of these children read (`decide.verdict`): what
+        `_mark_before_apply` recorded at their last spec-changing apply."""
         with self._lock:
-            mark = self._marks.get(key)
-        # `now`: a verdict that depends on how long a state has lasted (a RUNNING Spark
-        # application that never got an executor) is judged at each reconcile, the resync at
-        # the latest.
-        return delegates.assess(kind, body, mark=mark, suspended=suspended, now=self.clock())
+            return {key: mark for key in keys if (mark := self._marks.get(key)) is not None}
 
     def _mark_before_apply(self, child: Child, live: Mapping[str, Any] | None) -> None:
         """Remember the delegate's run identity when a spec change is applied, so the child
@@ -345,146 +356,110 @@ class Reconciler:
         with self._lock:
             self._marks[child.key] = token(live.get("status") or {})
 
-    # -- the reconcile
+    # -- the reconcile: observe -> decide -> act -> report
 
     def reconcile(self, body: Mapping[str, Any], *, fresh: bool = False) -> Outcome:
         """`fresh`: GET every child instead of trusting the watch cache (the resync)."""
         meta = body.get("metadata") or {}
         owner = f"{meta.get('namespace')}/{meta.get('name')}"
         previous = body.get("status") or {}
-        inventory = [
-            i
-            for i in (InventoryItem.from_status(e) for e in previous.get("children") or [])
-            if i is not None and i.kind in delegates.BY_KIND
-        ]
+        inventory = inventory_items(previous)
         generation = int(meta.get("generation") or 0)
         try:
             compiled = self._compile(body)
         except InvalidSpec as exc:
             return self._invalid(body, previous, inventory, exc, generation, fresh=fresh)
-
         app = compiled.app
-        discovered = self.discovery.get()
-        live: dict[Key, dict[str, Any]] = {}
-        installed = discovered.installed
-        self.cache.keep_kinds(d.kind for d in delegates.ALL if d.served(installed))
-        wanted = [(c.kind, c.api_version, c.namespace, c.name) for c in compiled.children]
-        wanted += [(i.kind, i.api_version, i.namespace, i.name) for i in inventory]
-        to_observe: dict[Key, tuple[str, str, str, str]] = {}
-        for kind, api_version, namespace, name in wanted:
-            delegate = delegates.BY_KIND[kind]
-            if not delegate.served(installed):
-                continue
-            to_observe.setdefault((kind, namespace, name), (kind, api_version, namespace, name))
-        for key, got in zip(
-            to_observe,
-            self._observe_all(list(to_observe.values()), fresh=fresh, owner=owner),
-            strict=True,
-        ):
-            if got is not None:
-                live[key] = got
-        observed = {
-            key: Observed.from_body(b, self._verdict(key[0], b, key, app.suspend))
-            for key, b in live.items()
-        }
-        # A restart or resync also looks for children a crash kept out of the inventory; so
-        # does a spec change when the inventory is summarised: it does not name every child,
-        # and what left the spec must still be pruned (the reconcile of the previous generation
-        # already pruned what it removed; its failed prunes are in the status, not Healthy,
-        # or, when even those did not fit, retried at the resync, which always lists).
-        listing = fresh or (
-            summarised(previous) and previous.get("observedGeneration") != generation
+        # 1. observe (I/O)
+        seen = self._observe_app(compiled, inventory, previous, generation, owner, fresh=fresh)
+        # 2. decide (pure)
+        decision = decide.decide(
+            compiled,
+            seen.live,
+            inventory,
+            owner=owner,
+            installed=seen.discovered.installed,
+            now=self.clock(),
+            found=seen.found,
+            marks=self._marks_for(seen.live),
+            refused=seen.refused,
         )
-        found = self._find_owned(owner, installed, discovered.served) if listing else []
-        external = {t.name for t in compiled.topology.topics if not t.managed}
-
-        def decide() -> Plan:
-            return make_plan(
-                compiled.children,
-                observed,
-                inventory,
-                owner=owner,
-                installed=installed,
-                deletion_policy=app.deletion_policy,
-                external_topics=external,
-                found=found,
-            )
-
-        plan = decide()
-        # What the plan holds back, and what the installed CRDs refuse: neither is written.
-        held = self._holding(plan, compiled.children, discovered)
-
+        # 3. act (I/O): `live` takes what the writes returned
         account = self._account(app)
-        applied, failed = self._apply(
-            tuple(c for c in plan.apply if c.key not in held), live, owner, account
+        applied, failed = self._apply(decision.apply, seen.live, owner, account)
+        pruned, unpruned = self._prune(decision.prune, decision.uids, account)
+        # 4. report (pure): the verdicts after the writes; the status
+        report = decide.report(
+            compiled,
+            decision,
+            seen.live,
+            now=self.clock(),
+            failed=failed,
+            unpruned=unpruned,
+            external=seen.external,
+            marks=self._marks_for(c.key for c in compiled.children),
         )
-        uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
-        pruned, unpruned = self._prune(plan.prune, uids, account)
-
-        reports: list[health.ChildReport] = []
-        entries: list[dict[str, Any]] = []
-        for child in compiled.children:
-            verdict = failed.get(child.key) or held.get(child.key)
-            if verdict is None:
-                verdict = self._verdict(child.kind, live.get(child.key), child.key, app.suspend)
-            reports.append(
-                health.ChildReport(
-                    kind=child.kind,
-                    name=child.name,
-                    health=verdict,
-                    streamlet=child.streamlet,
-                    topic=child.topic,
-                )
-            )
-            # Reported, never claimed: an object that is not ours stays out of the inventory.
-            ours = verdict.reason not in NOT_OURS
-            entries.append(
-                child_entry(
-                    InventoryItem.from_child(child),
-                    verdict,
-                    child.spec_hash if ours else None,
-                    owned=ours,
-                )
-            )
-        for item, verdict in unpruned:
-            reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
-            entries.append(child_entry(item, verdict, None))
-        for report, entry in self._external_topics(compiled, discovered.served):
-            if report is not None:
-                reports.append(report)
-            entries.append(entry)
-        app_health = health.aggregate(reports, suspended=app.suspend)
-        status = build_status(
-            previous, app_health, entries, generation=generation, now=self.clock()
-        )
-        broken = [(f"{k[0]}/{k[2]}", v) for k, v in failed.items() if v.reason not in NOT_OURS] + [
-            (f"{i.kind}/{i.name}", v) for i, v in unpruned
-        ]
         return Outcome(
-            status=status,
+            status=self._status(previous, report, generation),
             result="success",
-            app_health=app_health,
-            reports=tuple(reports),
+            app_health=report.app_health,
+            reports=report.reports,
             applied=tuple(applied),
             pruned=tuple(pruned),
-            retry=any(v.health is health.Health.PROGRESSING for _, v in broken),
-            failures=tuple(f"{name}: {v.message}" for name, v in broken),
-            refused=tuple(v.message for v in held.values() if v.reason == crdcheck.REASON),
+            retry=report.retry,
+            failures=report.failures,
+            refused=report.refused,
         )
 
-    def _holding(
-        self, plan: Plan, children: Sequence[Child], discovered: Discovered
-    ) -> dict[Key, health.ChildHealth]:
-        """The verdicts of the children not written: the plan's held ones, and those the
-        installed CRDs refuse (`crdcheck`), which win over every held reason but "not ours"
-        and "not installed" (a child that waits for its topics is told at once that it will
-        never be applied)."""
-        held = {h.child.key: h.health for h in plan.held}
-        keep = NOT_OURS | {REASON_DELEGATE_NOT_INSTALLED}
-        for key, verdict in self._refused(children, discovered).items():
-            if key not in held or held[key].reason not in keep:
-                held[key] = verdict
-        return held
+    def _observe_app(
+        self,
+        compiled: compiler.Compiled,
+        inventory: Sequence[InventoryItem],
+        previous: Mapping[str, Any],
+        generation: int,
+        owner: str,
+        *,
+        fresh: bool,
+    ) -> Observation:
+        """What a reconcile reads: the served kinds, the desired and inventoried children
+        (watch cache, else GET), this application's objects found by listing (when
+        `decide.lists_owned`), what the installed CRDs refuse, the unmanaged topics."""
+        discovered = self.discovery.get()
+        installed = discovered.installed
+        self.cache.keep_kinds(d.kind for d in delegates.ALL if d.served(installed))
+        listing = decide.lists_owned(previous, generation, fresh=fresh)
+        cluster = self.settings.kafka_cluster(compiled.app.kafka_cluster)
+        return Observation(
+            discovered=discovered,
+            live=self._read(decide.to_read(compiled.children, inventory, installed), fresh, owner),
+            found=self._find_owned(owner, installed, discovered.served) if listing else [],
+            refused=self._refused(compiled.children, discovered),
+            external=[
+                (i, self.kube.get(ref_of(i.kind, i.api_version, i.namespace, i.name)))
+                for i in decide.unmanaged_topics(compiled, discovered.served, cluster)
+            ],
+        )
+
+    def _read(
+        self, items: Sequence[InventoryItem], fresh: bool, owner: str
+    ) -> dict[Key, dict[str, Any]]:
+        """The objects of `items` that exist, by key (`_observe_all`)."""
+        got = self._observe_all(
+            [(i.kind, i.api_version, i.namespace, i.name) for i in items], fresh=fresh, owner=owner
+        )
+        return {i.key: b for i, b in zip(items, got, strict=True) if b is not None}
+
+    def _status(
+        self, previous: Mapping[str, Any], report: decide.Report, generation: int
+    ) -> dict[str, Any]:
+        """The status a report writes (conditions keep their lastTransitionTime where they did
+        not change)."""
+        entries = [
+            child_entry(e.item, e.health, e.spec_hash, owned=e.owned) for e in report.entries
+        ]
+        return build_status(
+            previous, report.app_health, entries, generation=generation, now=self.clock()
+        )
 
     def _refused(
         self, children: Sequence[Child], discovered: Discovered
@@ -646,48 +621,6 @@ class Reconciler:
                     found.append(Observed.from_body(body, _UNASSESSED))
         return found
 
-    def _external_topics(
-        self, compiled: compiler.Compiled, served: Mapping[str, Sequence[str]]
-    ) -> list[tuple[health.ChildReport | None, dict[str, Any]]]:
-        """Topics declared `managed: false` are read-only references: never written, but the
-        health of their KafkaTopic (read by GET: it carries no federator label, so the watch
-        cache never holds it) is reported and counts. Without one, federator cannot know it:
-        the entry says so and the topic counts as ready, as it does for the streamlets."""
-        topics = [t for t in compiled.topology.topics if not t.managed]
-        delegate = delegates.KAFKA_TOPIC
-        if not topics or delegate.crd_name not in served:
-            return []
-        cluster = self.settings.kafka_cluster(compiled.app.kafka_cluster)
-        if cluster is None:  # cannot be: the application compiled against these settings
-            return []
-        api_version = delegate.api_version(served[delegate.crd_name][0])
-        out: list[tuple[health.ChildReport | None, dict[str, Any]]] = []
-        for topic in topics:
-            item = InventoryItem(
-                kind=delegate.kind,
-                api_version=api_version,
-                namespace=cluster.namespace,
-                name=naming.topic_resource_name(topic.name),
-                topic=topic.name,
-            )
-            body = self.kube.get(ref_of(item.kind, api_version, item.namespace, item.name))
-            if body is None:
-                verdict = health.ChildHealth(
-                    health=health.Health.UNKNOWN,
-                    reason=REASON_EXTERNAL_TOPIC_UNSEEN,
-                    message=f"topic {topic.name} is managed: false and there is no KafkaTopic "
-                    f"{item.namespace}/{item.name}: federator neither creates nor sees it (not "
-                    "counted in the application's health)",
-                )
-                out.append((None, child_entry(item, verdict, None, owned=False)))
-                continue
-            verdict = delegates.assess(item.kind, body)
-            report = health.ChildReport(
-                kind=item.kind, name=item.name, health=verdict, topic=topic.name
-            )
-            out.append((report, child_entry(item, verdict, None, owned=False)))
-        return out
-
     def _apply(
         self,
         children: tuple[Child, ...],
@@ -822,7 +755,6 @@ class Reconciler:
         """Invalid spec: nothing applied, nothing deleted; the previous children keep running
         and their health is still reported (all of them: a summarised inventory lists only
         some, so they are listed in the cluster, and the status stays summarised)."""
-        suspended = bool((body.get("spec") or {}).get("suspend") is True)
         discovered = self.discovery.get()
         installed = discovered.installed
         meta = body.get("metadata") or {}
@@ -835,46 +767,23 @@ class Reconciler:
             inventory = inventory + [
                 InventoryItem.from_body(f.body) for f in found if f.key not in known
             ]
-        wanted = [
-            i
-            for i in inventory
-            if i.key not in listed and delegates.BY_KIND[i.kind].served(installed)
-        ]
-        got = self._observe_all(
-            [(i.kind, i.api_version, i.namespace, i.name) for i in wanted],
-            fresh=fresh,
-            owner=owner,
-        )
-        live_by_key = {**{i.key: b for i, b in zip(wanted, got, strict=True)}, **listed}
-        hashes = {
-            (e.get("kind"), e.get("name")): e.get("specHash")
-            for e in previous.get("children") or []
-            if isinstance(e, Mapping)
-        }
-        reports = []
-        entries = []
-        for item in inventory:
-            delegate = delegates.BY_KIND[item.kind]
-            present = delegate.served(installed)
-            verdict = delegates.assess(
-                item.kind,
-                live_by_key.get(item.key) if present else None,
-                suspended=suspended,
-                now=self.clock(),
-                delegate_installed=present,
-            )
-            reports.append(health.ChildReport(kind=item.kind, name=item.name, health=verdict))
-            entries.append(child_entry(item, verdict, hashes.get((item.kind, item.name))))
+        unlisted = [i for i in decide.to_read((), inventory, installed) if i.key not in listed]
+        live = {**self._read(unlisted, fresh, owner), **listed}
         problems = tuple(str(p) for p in exc.problems)
-        app_health = health.aggregate(reports, problems=problems, suspended=suspended)
-        status = build_status(
-            previous, app_health, entries, generation=generation, now=self.clock()
+        report = decide.report_invalid(
+            inventory,
+            live,
+            installed=installed,
+            previous=previous,
+            problems=problems,
+            suspended=(body.get("spec") or {}).get("suspend") is True,
+            now=self.clock(),
         )
         return Outcome(
-            status=status,
+            status=self._status(previous, report, generation),
             result="invalid",
-            app_health=app_health,
-            reports=tuple(reports),
+            app_health=report.app_health,
+            reports=report.reports,
             problems=problems,
         )
 
@@ -902,14 +811,7 @@ class Reconciler:
             if spec.get("deletionPolicy") == "Delete"
             else model.DeletionPolicy.RETAIN
         )
-        inventory = [
-            i
-            for i in (
-                InventoryItem.from_status(e)
-                for e in (body.get("status") or {}).get("children") or []
-            )
-            if i is not None and i.kind in delegates.BY_KIND
-        ]
+        inventory = inventory_items(body.get("status"))
         discovered = self.discovery.get()
         found = self._find_owned(owner, discovered.installed, discovered.served, strict=True)
         observed: dict[Key, Observed] = {}

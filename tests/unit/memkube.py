@@ -103,11 +103,15 @@ class MemKube:
 
 
 class AllServed:
-    """Discovery: every delegate CRD served at its first version."""
+    """Discovery: every delegate CRD served at its first version, but the kinds `missing`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *missing: str) -> None:
         self.discovered = Discovered(
-            served={d.crd_name: d.versions for d in delegates.ALL if not d.builtin}
+            served={
+                d.crd_name: d.versions
+                for d in delegates.ALL
+                if not d.builtin and d.kind not in missing
+            }
         )
 
     def get(self) -> Discovered:

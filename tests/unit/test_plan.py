@@ -9,8 +9,8 @@ Aspects covered:
 - pruning: removed streamlets are deleted; removed topics only under deletionPolicy Delete;
   only objects that carry this application's annotation now; children found in the cluster
   (a crash kept them out of the inventory) are pruned too;
-- the deletion plan of the finalizer, by the same ownership rule;
-- the inventory that ends up in status.children.
+- the deletion plan of the finalizer, by the same ownership rule.
+(What ends up in the inventory, status.children, is `decide.report`'s: tests/unit/test_decide.py.)
 """
 
 from __future__ import annotations
@@ -163,7 +163,6 @@ def test_objects_of_another_application_are_not_taken_over() -> None:
     held = next(h for h in plan.held if h.child.key == topic.key)
     assert held.health.reason == REASON_OWNED_ELSEWHERE and "x/other" in held.health.message
     assert topic.key not in {c.key for c in plan.apply}
-    assert topic.key not in {i.key for i in plan.inventory}
 
 
 @pytest.mark.parametrize(
@@ -186,8 +185,7 @@ def test_removed_children_are_pruned_by_policy(policy: DeletionPolicy, topic_pru
     pruned = {(i.kind, i.name) for i in plan.prune}
     assert ("Deployment", "call-record-aggregator-error-egress") in pruned
     invalid_topic = ("KafkaTopic", "call-record-aggregator.cdr-validator.invalid")
-    assert (invalid_topic in pruned) is topic_pruned
-    assert (invalid_topic in {(i.kind, i.name) for i in plan.release}) is not topic_pruned
+    assert (invalid_topic in pruned) is topic_pruned  # Retain: released, never deleted
 
 
 def test_deletion_plan_leaves_owned_children_to_the_garbage_collector() -> None:
@@ -247,18 +245,15 @@ def test_an_object_federator_did_not_create_is_never_written_without_consent(
     }
     plan = plan_for(desired, observed, policy=DeletionPolicy.DELETE)
     held = {h.child.key: h.health for h in plan.held}
-    inventory = {i.key for i in plan.inventory}
     for child in (topic, deployment):
-        if reason is None:  # adopted: applied, and from then on ours
+        if reason is None:  # adopted: applied, and from then on ours (test_decide: inventory)
             assert child.key in {c.key for c in plan.apply} or child.key in held
-            assert child.key in inventory
             continue
         verdict = held[child.key]
         assert (verdict.health, verdict.reason) == (health.Health.DEGRADED, reason)
         assert f"{child.kind} {child.namespace}/{child.name}" in verdict.message
         assert fragment in verdict.message
         assert child.key not in {c.key for c in plan.apply}
-        assert child.key not in inventory
     if reason == REASON_ALREADY_EXISTS:
         assert "declare it managed: false" in held[topic.key].message
         assert "rename the streamlet or the application" in held[deployment.key].message
@@ -280,7 +275,6 @@ def test_only_objects_that_are_this_applications_now_are_pruned() -> None:
     }  # `gone` is not observed: already deleted
     plan = plan_for((), observed, inventory, policy=DeletionPolicy.DELETE)
     assert [i.key for i in plan.prune] == [ours.key]
-    assert plan.release == ()
     for_deletion = deletion_plan(
         inventory,
         app_namespace="elsewhere",  # so that Deployments are the finalizer's to delete
@@ -292,14 +286,15 @@ def test_only_objects_that_are_this_applications_now_are_pruned() -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy", "pruned_kinds", "released_kinds"),
+    ("policy", "pruned_kinds"),
     [
-        (DeletionPolicy.DELETE, {"KafkaTopic", "Deployment"}, set()),
-        (DeletionPolicy.RETAIN, {"Deployment"}, {"KafkaTopic"}),
+        (DeletionPolicy.DELETE, {"KafkaTopic", "Deployment"}),
+        (DeletionPolicy.RETAIN, {"Deployment"}),  # the topic is released, never deleted
     ],
+    ids=["delete", "retain"],
 )
 def test_children_found_in_the_cluster_but_not_in_the_inventory_are_pruned(
-    policy: DeletionPolicy, pruned_kinds: set[str], released_kinds: set[str]
+    policy: DeletionPolicy, pruned_kinds: set[str]
 ) -> None:
     """A crash between an apply and the status write: the child is in the cluster with our
     annotation, not in status.children; once it is no longer desired it is pruned all the
@@ -317,7 +312,6 @@ def test_children_found_in_the_cluster_but_not_in_the_inventory_are_pruned(
         (), {}, (), owner=OWNER, installed=ALL_CRDS, deletion_policy=policy, found=found
     )
     assert {i.kind for i in plan.prune} == pruned_kinds
-    assert {i.kind for i in plan.release} == released_kinds
     pruned_topic = next((i for i in plan.prune if i.kind == "KafkaTopic"), None)
     if pruned_topic is not None:
         assert pruned_topic.topic == topic.topic

@@ -214,23 +214,3 @@ def test_fields_a_create_left_under_an_update_entry_are_claimed_before_the_apply
     )
     r._apply(WAVE[:1], {WAVE[0].key: left}, OWNER)
     assert [verb for verb, _, _ in fates.calls] == ["claim", "apply"]
-
-
-def test_a_spark_application_running_without_executors_is_judged_by_the_reconcilers_clock() -> None:
-    """The real spark-operator's RUNNING-without-executors status (captured): Progressing
-    shortly after the submission, Degraded (NoExecutors) once it has lasted, at the next
-    reconcile; the clock is the reconciler's, the core reads none."""
-    import json
-    from pathlib import Path
-
-    data = Path(__file__).parent / "data" / "spark-operator-v2.5.2"
-    body = json.loads((data / "running-without-executors.json").read_text())
-    submitted = body["status"]["lastSubmissionAttemptTime"]
-    key = ("SparkApplication", "apps", "x")
-    early = Reconciler(kube=Fates({}), settings=parse_settings({}), discovery=None)  # type: ignore[arg-type]
-    early.clock = lambda: submitted
-    assert early._verdict("SparkApplication", body, key, False).health is health.Health.PROGRESSING
-    late = Reconciler(kube=Fates({}), settings=parse_settings({}), discovery=None)  # type: ignore[arg-type]
-    late.clock = lambda: "2099-01-01T00:00:00Z"
-    verdict = late._verdict("SparkApplication", body, key, False)
-    assert (verdict.health, verdict.reason) == (health.Health.DEGRADED, "NoExecutors")

@@ -22,6 +22,7 @@ from typing import Any
 
 from federator.core import crdcheck, delegates, health, naming
 from federator.core.compiler import Compiled
+from federator.core.delegates.base import Ref
 from federator.core.health import REASON_DELEGATE_NOT_INSTALLED, ChildHealth, ChildReport
 from federator.core.inventory import summarised
 from federator.core.keys import Key
@@ -95,12 +96,36 @@ def unmanaged_topics(
 
 
 def verdict(
-    kind: str, body: Body | None, *, mark: str | None, suspended: bool, now: str
+    kind: str,
+    body: Body | None,
+    *,
+    mark: str | None,
+    suspended: bool,
+    now: str,
+    related: Mapping[Ref, Body | None] | None = None,
 ) -> ChildHealth:
     """One child's health from its body. `now`: a verdict that depends on how long a state has
     lasted (a RUNNING Spark application that never got an executor) is judged at each
-    reconcile, the resync at the latest."""
-    return delegates.assess(kind, body, mark=mark, suspended=suspended, now=now)
+    reconcile, the resync at the latest. `related`: the objects the delegates' health depends
+    on (`related_refs`), as observed."""
+    return delegates.assess(kind, body, mark=mark, suspended=suspended, now=now, related=related)
+
+
+def related_refs(children: Sequence[Child]) -> list[tuple[Ref, str]]:
+    """The objects the children's health depends on besides themselves (`Delegate.related`: a
+    Flink session job's session cluster), each with the apiVersion to read it at; read at every
+    reconcile (they are not federator's children, so no watch brings their changes; the
+    resync does)."""
+    out: dict[Ref, str] = {}
+    for child in children:
+        delegate = delegates.BY_KIND[child.kind]
+        if delegate.related is None:
+            continue
+        for ref in delegate.related(child.manifest):
+            target = delegates.BY_KIND.get(ref[0])
+            if target is not None:
+                out.setdefault(ref, target.api_version())
+    return list(out.items())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +177,7 @@ def decide(
     found: Sequence[Observed] = (),
     marks: Mapping[Key, str] | None = None,
     refused: Mapping[Key, ChildHealth] | None = None,
+    related: Mapping[Ref, Body | None] | None = None,
 ) -> Decision:
     """The decision of one reconcile. `live`: the children that exist, by key (absent: not
     found); `inventory`: what status.children says federator owns; `owner`: the application's
@@ -164,7 +190,14 @@ def decide(
     observed = {
         key: Observed.from_body(
             body,
-            verdict(key[0], body, mark=marks.get(key), suspended=app.suspend, now=now),
+            verdict(
+                key[0],
+                body,
+                mark=marks.get(key),
+                suspended=app.suspend,
+                now=now,
+                related=related,
+            ),
         )
         for key, body in live.items()
     }
@@ -231,6 +264,7 @@ def report(
     unpruned: Sequence[tuple[InventoryItem, ChildHealth]] = (),
     external: Sequence[tuple[InventoryItem, Body | None]] = (),
     marks: Mapping[Key, str] | None = None,
+    related: Mapping[Ref, Body | None] | None = None,
 ) -> Report:
     """The verdicts once the plan was carried out. `live`: the children as they are now (what
     an apply returned replaces what was read); `failed`: the children whose write failed or
@@ -252,6 +286,7 @@ def report(
                 mark=marks.get(child.key),
                 suspended=suspended,
                 now=now,
+                related=related,
             )
         reports.append(
             ChildReport(

@@ -15,12 +15,13 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from federator.core import compiler, crdcheck, decide, delegates, health, model, naming, sharding
+from federator.core.delegates.base import Ref
 from federator.core.inventory import items as inventory_items
 from federator.core.inventory import summarised
 from federator.core.keys import Key
@@ -197,6 +198,8 @@ class Observation:
     """The children the installed CRDs refuse."""
     external: list[tuple[InventoryItem, dict[str, Any] | None]]
     """The KafkaTopic of each `managed: false` topic, None when there is none."""
+    related: dict[Ref, dict[str, Any] | None]
+    """The objects the children's health depends on (`decide.related_refs`), None: absent."""
 
 
 @dataclass
@@ -383,6 +386,7 @@ class Reconciler:
             found=seen.found,
             marks=self._marks_for(seen.live),
             refused=seen.refused,
+            related=seen.related,
         )
         # 3. act (I/O): `live` takes what the writes returned
         account = self._account(app)
@@ -398,6 +402,7 @@ class Reconciler:
             unpruned=unpruned,
             external=seen.external,
             marks=self._marks_for(c.key for c in compiled.children),
+            related=seen.related,
         )
         return Outcome(
             status=self._status(previous, report, generation),
@@ -438,7 +443,20 @@ class Reconciler:
                 (i, self.kube.get(ref_of(i.kind, i.api_version, i.namespace, i.name)))
                 for i in decide.unmanaged_topics(compiled, discovered.served, cluster)
             ],
+            related={
+                ref: self._get_related(ref, api_version, installed)
+                for ref, api_version in decide.related_refs(compiled.children)
+            },
         )
+
+    def _get_related(
+        self, ref: Ref, api_version: str, installed: Collection[str]
+    ) -> dict[str, Any] | None:
+        """One object a child's health depends on, by GET (None: absent, or its kind is not
+        served). A read error is not absence: it fails the reconcile, which is retried."""
+        if not delegates.BY_KIND[ref[0]].served(installed):
+            return None
+        return self.kube.get(ref_of(ref[0], api_version, ref[1], ref[2]))
 
     def _read(
         self, items: Sequence[InventoryItem], fresh: bool, owner: str

@@ -46,7 +46,7 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.core import limits
+from federator.core import delegates, limits
 from federator.core.settings import parse_settings
 from federator.core.topicpolicy import TopicPolicy, template_error
 from federator.devcluster import build
@@ -150,11 +150,8 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("federator.io", "applications"): {"get", "list", "watch", "patch", "update"},
     ("federator.io", "applications/status"): {"get", "patch", "update"},
     ("federator.io", "applications/finalizers"): {"update"},
-    ("kafka.strimzi.io", "kafkatopics"): DELEGATE_WRITE,
-    ("sparkoperator.k8s.io", "sparkapplications"): DELEGATE_WRITE,
-    ("flink.apache.org", "flinkdeployments"): DELEGATE_WRITE,
-    ("flink.k8s.io", "flinkapplications"): DELEGATE_WRITE,
-    ("apps", "deployments"): DELEGATE_WRITE,
+    # One rule per registered delegate (files/delegates.yaml is generated from the registry).
+    **{(d.group, d.plural): DELEGATE_WRITE for d in delegates.ALL},
     ("", "events"): {"create"},
     ("events.k8s.io", "events"): {"create"},
     ("", "serviceaccounts"): {"impersonate", "get"},

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from federator.core.delegates.base import Delegate, Judging
+from federator.core.delegates.base import Delegate, Judging, Ref
 from federator.core.delegates.deployment import DEPLOYMENT
 from federator.core.delegates.flinkapplication import FLINK_APPLICATION
 from federator.core.delegates.flinkdeployment import FLINK_DEPLOYMENT
@@ -61,6 +61,7 @@ def assess(
     suspended: bool = False,
     delegate_installed: bool = True,
     now: str | None = None,
+    related: Mapping[Ref, Mapping[str, Any] | None] | None = None,
 ) -> ChildHealth:
     """The health of one child of the given kind from its observed body.
 
@@ -70,6 +71,7 @@ def assess(
     ``delegate_installed``: whether the API server serves the delegate's CRD.
     ``now``: the current time (RFC 3339) for the adapters that judge how long a state lasted
     (SparkApplication: RUNNING without any executor); ``None`` judges no duration.
+    ``related``: the objects its health depends on (`Delegate.related`), None when not observed.
     """
     delegate = BY_KIND.get(kind)
     if delegate is None:
@@ -90,7 +92,7 @@ def assess(
             reason=REASON_MALFORMED,
             message=f"the {kind} is a {type(body).__name__}, not an object",
         )
-    return delegate.judge(body, Judging(mark=mark, suspended=suspended, now=now))
+    return delegate.judge(body, Judging(mark=mark, suspended=suspended, now=now, related=related))
 
 
 @dataclass(frozen=True, kw_only=True)

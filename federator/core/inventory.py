@@ -31,7 +31,6 @@ from federator.core.plan import InventoryItem
 from federator.core.status_types import ChildEntry
 
 
-
 def size(value: Any) -> int:
     """Bytes of `value` as the API server stores it (compact JSON, UTF-8)."""
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -89,6 +89,8 @@ class Streamlet:
     replicas: int | None = None
     config: Mapping[str, str] = field(default_factory=dict)
     flink_operator: FlinkOperator | None = None
+    flink_session: str | None = None
+    """The session FlinkDeployment to run on as a FlinkSessionJob (`flinkSession`)."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """The runtime block (`spark`, `flink` or `container`): native delegate spec fields."""
     path: str = ""
@@ -227,6 +229,7 @@ def _streamlet(raw: Mapping[str, Any], path: str) -> Streamlet | None:
         replicas=_int(raw.get("replicas")),
         config=_str_map(raw.get("config")),
         flink_operator=flink_operator,
+        flink_session=raw["flinkSession"] if isinstance(raw.get("flinkSession"), str) else None,
         overrides=_map(raw.get(runtime.value)),
         path=path,
     )

@@ -24,7 +24,7 @@ from federator.core.delegates import FLINK_APPLICATION, Served
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
-from federator.core.settings import Settings
+from federator.core.settings import FlinkOperator, Settings
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -129,7 +129,7 @@ def _envelope_problems(body: Mapping[str, Any]) -> list[Problem]:
 
 
 def _cel_mirror(app: Application) -> Iterable[Problem]:
-    """The CRD's per-item CEL rules, as the API server would report them (S1, S6, S7; the
+    """The CRD's per-item CEL rules, as the API server would report them (S1, S6, S7, S8; the
     runtime-block rules S2-S4 need the raw body, S5 and the topic rules live in topology)."""
     for s in app.streamlets:
         if s.flink_operator is not None and s.runtime is not Runtime.FLINK:
@@ -137,6 +137,15 @@ def _cel_mirror(app: Application) -> Iterable[Problem]:
                 path=f"{s.path}.flinkOperator",
                 code=Code.RUNTIME_BLOCK,
                 message="flinkOperator is only allowed when runtime is flink",
+            )
+        if s.flink_session is not None and (
+            s.runtime is not Runtime.FLINK or s.flink_operator not in (None, FlinkOperator.APACHE)
+        ):
+            yield Problem(
+                path=f"{s.path}.flinkSession",
+                code=Code.RUNTIME_BLOCK,
+                message="flinkSession is only allowed for flink streamlets on the Apache Flink "
+                "operator (a FlinkSessionJob)",
             )
         ports = {*s.inlets, *s.outlets}
         for port in sorted(set(s.schemas) - ports):

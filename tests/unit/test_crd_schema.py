@@ -400,7 +400,7 @@ class TestStructure:
             for path, node in _nodes(root)
             for rule in node.get("x-kubernetes-validations", [])
         ]
-        assert len(rules) == 9
+        assert len(rules) == 10
         for path, node, rule in rules:
             assert rule["rule"].strip(), path
             assert rule.get("message", "").strip(), path

@@ -15,6 +15,7 @@ from federator.core.delegates.base import Delegate, Judging, Ref
 from federator.core.delegates.deployment import DEPLOYMENT
 from federator.core.delegates.flinkapplication import FLINK_APPLICATION
 from federator.core.delegates.flinkdeployment import FLINK_DEPLOYMENT
+from federator.core.delegates.flinksessionjob import FLINK_SESSION_JOB
 from federator.core.delegates.kafkatopic import KAFKA_TOPIC
 from federator.core.delegates.sparkapplication import SPARK_APPLICATION
 from federator.core.health import (
@@ -32,6 +33,7 @@ ALL: Final[tuple[Delegate, ...]] = (
     SPARK_APPLICATION,
     FLINK_DEPLOYMENT,
     FLINK_APPLICATION,
+    FLINK_SESSION_JOB,
     DEPLOYMENT,
 )
 BY_KIND: Final[Mapping[str, Delegate]] = {d.kind: d for d in ALL}
@@ -115,6 +117,7 @@ __all__ = [
     "FLINK",
     "FLINK_APPLICATION",
     "FLINK_DEPLOYMENT",
+    "FLINK_SESSION_JOB",
     "KAFKA_TOPIC",
     "SIMULATED",
     "SPARK_APPLICATION",

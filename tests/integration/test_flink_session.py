@@ -1,0 +1,201 @@
+"""Flink session jobs (issue 12) on the real control plane: a streamlet with `flinkSession` runs
+as an Apache FlinkSessionJob on a session cluster the platform team owns.
+
+One `federator run` with a short resync; the delegate simulator plays the Flink operator for the
+FlinkSessionJob federator writes. The session cluster is the platform's FlinkDeployment (no job,
+no federator label): the test writes its status as the Flink operator would, and federator must
+never write to it.
+
+Aspects covered, in order (one application throughout):
+- no session cluster yet: the FlinkSessionJob is created, and the Application reads Degraded with
+  reason SessionClusterMissing naming the cluster to create;
+- the platform creates the session cluster, JobManager not ready yet: Progressing,
+  SessionClusterNotReady;
+- its JobManager READY: Healthy, the job RUNNING on it; the job's spec names the session
+  cluster and carries the wiring as program arguments;
+- the Application deleted: its FlinkSessionJob is gone, the session cluster is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from federator.devcluster import crdfiles
+from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.simulator import DelegateSimulator
+
+if TYPE_CHECKING:
+    from conftest import Cluster
+else:
+    Cluster = Any
+
+REPO = Path(__file__).resolve().parents[2]
+TEAM, KAFKA = "fs-team", "fs-kafka"
+APP = f"/apis/federator.io/v1alpha1/namespaces/{TEAM}/applications"
+SESSIONS = f"/apis/flink.apache.org/v1beta1/namespaces/{TEAM}/flinkdeployments"
+JOBS = f"/apis/flink.apache.org/v1beta1/namespaces/{TEAM}/flinksessionjobs"
+SESSION = "shared-session"
+NAME = "orders"
+JOB = f"{NAME}-score"
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    cluster.plane.install_crds(REPO / "crds" / "application.yaml")
+    cluster.plane.install_crds(*crdfiles.delegate_crd_files(crdfiles.delegate_crds_dir()))
+    for ns in (TEAM, KAFKA):
+        cluster.ensure_namespace(ns)
+    tmp = tmp_path_factory.mktemp("flink-session")
+    settings = tmp / "settings.yaml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "kafkaClusters": [
+                    {
+                        "name": "default",
+                        "namespace": KAFKA,
+                        "strimziCluster": "pipelines-strimzi",
+                        "bootstrapServers": "kafka:9092",
+                    }
+                ],
+                "operator": {
+                    "metricsPort": free_port(),
+                    "livenessPort": free_port(),
+                    "statusDebounceSeconds": 0.1,
+                    # The session cluster is not federator's child: no watch brings its changes,
+                    # the resync does (and every reconcile reads it).
+                    "resyncSeconds": 2,
+                },
+            }
+        )
+    )
+    operator = OperatorProcess(settings, cluster.kubeconfig, tmp / "operator.log", [TEAM, KAFKA])
+    sim = DelegateSimulator(cluster.api, interval=0.1, namespaces=[TEAM, KAFKA])
+    sim.run_in_thread()
+    operator.start()
+    try:
+        yield {"operator": operator}
+    finally:
+        operator.stop()
+        sim.stop()
+
+
+def application() -> dict[str, Any]:
+    return {
+        "apiVersion": "federator.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": NAME, "namespace": TEAM},
+        "spec": {
+            "deletionPolicy": "Delete",
+            "streamlets": [
+                {
+                    "name": "score",
+                    "runtime": "flink",
+                    "flinkSession": SESSION,
+                    "image": "registry.example.com/score:1",
+                    "outlets": ["out"],
+                    "flink": {"job": {"jarURI": "https://jars.example.com/score-1.jar"}},
+                }
+            ],
+        },
+    }
+
+
+def session_cluster() -> dict[str, Any]:
+    """The platform team's session cluster: a FlinkDeployment without a job."""
+    return {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": SESSION, "namespace": TEAM},
+        "spec": {
+            "image": "flink:1.17",
+            "flinkVersion": "v1_17",
+            "serviceAccount": "flink",
+            "jobManager": {"resource": {"memory": "1024m", "cpu": 1}},
+            "taskManager": {"resource": {"memory": "1024m", "cpu": 1}},
+        },
+    }
+
+
+def write_session_status(cluster: Cluster, job_manager: str, lifecycle: str) -> None:
+    """What the Flink operator writes on a session cluster (session mode: no jobStatus)."""
+    body = cluster.plane.request("GET", f"{SESSIONS}/{SESSION}")[1]
+    status = {
+        "lifecycleState": lifecycle,
+        "jobManagerDeploymentStatus": job_manager,
+        "observedGeneration": body["metadata"]["generation"],
+        "reconciliationStatus": {"state": "DEPLOYED"},
+    }
+    code, got = cluster.plane.request(
+        "PATCH",
+        f"{SESSIONS}/{SESSION}/status",
+        {"status": status},
+        content_type="application/merge-patch+json",
+    )
+    assert code == 200, got
+
+
+def job_entry(cluster: Cluster, phase: str, reason: str) -> dict[str, Any] | None:
+    """The Application when it reads `phase` with its FlinkSessionJob's `reason`."""
+    body = cluster.plane.request("GET", f"{APP}/{NAME}")[1]
+    status = body.get("status") or {}
+    entry = next(
+        (c for c in status.get("children") or [] if c.get("kind") == "FlinkSessionJob"), None
+    )
+    if status.get("phase") != phase or entry is None or entry.get("reason") != reason:
+        return None
+    return entry
+
+
+def test_without_its_session_cluster_the_job_is_degraded(
+    cluster: Cluster, env: dict[str, Any]
+) -> None:
+    code, got = cluster.plane.request("POST", APP, application())
+    assert code == 201, got
+    eventually(lambda: cluster.plane.request("GET", f"{JOBS}/{JOB}")[0] == 200, "the job", 60)
+    entry = eventually(
+        lambda: job_entry(cluster, "Degraded", "SessionClusterMissing"), "SessionClusterMissing", 60
+    )
+    assert f"{TEAM}/{SESSION}" in entry["message"]
+    assert "does not exist" in entry["message"]
+
+
+def test_a_session_cluster_not_ready_then_ready(cluster: Cluster, env: dict[str, Any]) -> None:
+    code, got = cluster.plane.request("POST", SESSIONS, session_cluster())
+    assert code == 201, got
+    write_session_status(cluster, "DEPLOYED_NOT_READY", "DEPLOYED")
+    entry = eventually(
+        lambda: job_entry(cluster, "Progressing", "SessionClusterNotReady"), "not ready", 60
+    )
+    assert "DEPLOYED_NOT_READY" in entry["message"]
+    write_session_status(cluster, "READY", "STABLE")
+    entry = eventually(lambda: job_entry(cluster, "Healthy", "STABLE"), "Healthy", 60)
+    assert f"on the session cluster {SESSION}" in entry["message"]
+
+    job = cluster.plane.request("GET", f"{JOBS}/{JOB}")[1]
+    assert job["spec"]["deploymentName"] == SESSION
+    assert job["spec"]["job"]["jarURI"] == "https://jars.example.com/score-1.jar"
+    args = job["spec"]["job"]["args"]
+    wiring = dict(zip(args[0::2], args[1::2], strict=True))
+    assert wiring["--FEDERATOR_OUTLET_OUT_TOPIC"] == f"{NAME}.score.out"
+    assert "--FEDERATOR_KAFKA_BOOTSTRAP_SERVERS" in wiring
+
+
+def test_deleting_the_application_removes_the_job_not_the_session_cluster(
+    cluster: Cluster, env: dict[str, Any]
+) -> None:
+    before = cluster.plane.request("GET", f"{SESSIONS}/{SESSION}")[1]
+    code, got = cluster.plane.request("DELETE", f"{APP}/{NAME}")
+    assert code in (200, 202), got
+    eventually(
+        lambda: cluster.plane.request("GET", f"{APP}/{NAME}")[0] == 404, "application gone", 60
+    )
+    eventually(lambda: cluster.plane.request("GET", f"{JOBS}/{JOB}")[0] == 404, "job gone", 60)
+    after = cluster.plane.request("GET", f"{SESSIONS}/{SESSION}")[1]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "federator.io/application" not in (after["metadata"].get("annotations") or {})

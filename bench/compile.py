@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:  # `python bench/compile.py` from a checkout witho
 
 from federator.core import limits, render, validation  # noqa: E402
 from federator.core.compiler import compile_application  # noqa: E402
-from federator.core.delegates import Served  # noqa: E402
+from federator.core.delegates import TargetApis  # noqa: E402
 from federator.core.settings import Settings, parse_settings  # noqa: E402
 
 START = "<!-- bench:compile:start -->"
@@ -236,7 +236,7 @@ def measure(size: int, settings: Settings, repeats: int | None = None) -> Row:
     n = repeats or repeats_for(size)
     compiled = compile_application(body, settings)
     manifests = [dict(c.manifest) for c in compiled.children]
-    served = Served.offline()
+    served = TargetApis.offline()
     result = validation.validate(body, settings)
     assert result.ok, result.problems[:3]
 

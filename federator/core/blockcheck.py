@@ -25,7 +25,7 @@ import jsonschema
 from jsonschema.protocols import Validator
 
 from federator.core import delegates, deploymentschema, imageref, naming, openapi, plainyaml
-from federator.core.delegates import Delegate, Served
+from federator.core.delegates import Delegate, TargetApis
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
@@ -54,7 +54,7 @@ def problems(app: Application, settings: Settings) -> list[Problem]:
         out += _image_problems({"image": s.image}, s.path)
         if not s.overrides:
             continue
-        delegate = delegate_for(s, settings, Served.offline())
+        delegate = delegate_for(s, settings, TargetApis.offline())
         base = f"{s.path}.{s.runtime.value}"
         placement = list(_placement_problems(app, s, delegate, base))
         moved = {p.path for p in placement}

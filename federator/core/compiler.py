@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.core import flinkjob, podpolicy, render, validation
-from federator.core.delegates import Served
+from federator.core.delegates import TargetApis
 from federator.core.model import Application
 from federator.core.problems import InvalidSpec
 from federator.core.render import Child
@@ -27,7 +27,7 @@ class Compiled:
 
 
 def compile_application(
-    body: Mapping[str, Any], settings: Settings, served: Served | None = None
+    body: Mapping[str, Any], settings: Settings, served: TargetApis | None = None
 ) -> Compiled:
     """1. validate (all problems at once); 2. topology; 3. render in waves; 4. check the pods
     the children would run (Pod Security Standards level, ServiceAccounts) and what a delegate
@@ -37,7 +37,7 @@ def compile_application(
         raise InvalidSpec(result.problems)
     if served is None:
         cluster = settings.kafka_cluster(result.app.kafka_cluster)
-        served = Served.offline(cluster.topic_api_version) if cluster else Served.offline()
+        served = TargetApis.offline(cluster.topic_api_version) if cluster else TargetApis.offline()
     children = render.render(result.topology, settings, served)
     problems = podpolicy.check(children, result.app, settings.pod_security)
     problems += flinkjob.check(children, result.app)

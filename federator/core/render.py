@@ -22,7 +22,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from federator.core import appkind, delegates, naming, sharding
-from federator.core.delegates import Delegate, Served
+from federator.core.delegates import Delegate, TargetApis
 from federator.core.delegates.base import SpecShape
 from federator.core.model import Application, PortRef, Runtime, Streamlet
 from federator.core.problems import Code, InvalidSpec, Problem, format_path
@@ -332,7 +332,7 @@ def _refusal(streamlet: Streamlet, replaced: _Replaced) -> InvalidSpec:
 # --- children -----------------------------------------------------------------------------------
 
 
-def flink_operator(streamlet: Streamlet, settings: Settings, served: Served) -> FlinkOperator:
+def flink_operator(streamlet: Streamlet, settings: Settings, served: TargetApis) -> FlinkOperator:
     """The streamlet's `flinkOperator`, else the settings' preference, else what is served."""
     if streamlet.flink_operator is not None:
         return streamlet.flink_operator
@@ -344,7 +344,7 @@ def flink_operator(streamlet: Streamlet, settings: Settings, served: Served) -> 
     return FlinkOperator.APACHE
 
 
-def delegate_for(streamlet: Streamlet, settings: Settings, served: Served) -> Delegate:
+def delegate_for(streamlet: Streamlet, settings: Settings, served: TargetApis) -> Delegate:
     """The delegate a streamlet field selects (`Delegate.selects`), else its runtime's."""
     for delegate in delegates.ALL:
         if delegate.selects is not None and delegate.selects(streamlet):
@@ -387,7 +387,9 @@ def _finish(
     return manifest, digest
 
 
-def render_topic(topic: Topic, app: Application, cluster: KafkaCluster, served: Served) -> Child:
+def render_topic(
+    topic: Topic, app: Application, cluster: KafkaCluster, served: TargetApis
+) -> Child:
     delegate = delegates.KAFKA_TOPIC
     name = naming.topic_resource_name(topic.name)
     labels = {
@@ -433,7 +435,7 @@ def render_streamlet(
     streamlet: Streamlet,
     settings: Settings,
     cluster: KafkaCluster,
-    served: Served,
+    served: TargetApis,
 ) -> Child:
     app = topology.app
     delegate = delegate_for(streamlet, settings, served)
@@ -495,7 +497,7 @@ def render_streamlet(
     )
 
 
-def render(topology: Topology, settings: Settings, served: Served) -> tuple[Child, ...]:
+def render(topology: Topology, settings: Settings, served: TargetApis) -> tuple[Child, ...]:
     """Every child, ordered by wave (topics, then streamlets upstream-first)."""
     cluster = settings.kafka_cluster(topology.app.kafka_cluster)
     if cluster is None:

@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 
 from federator.core import blockcheck, limits, model, openapi, plainyaml, topicpolicy, topology
 from federator.core.appkind import API_VERSION, KIND
-from federator.core.delegates import FLINK_APPLICATION, Served
+from federator.core.delegates import FLINK_APPLICATION, TargetApis
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -187,7 +187,7 @@ def _runtime_block_problems(body: Mapping[str, Any]) -> Iterable[Problem]:
 def _required_runtime_fields(app: Application, settings: Settings) -> Iterable[Problem]:
     from federator.core.render import delegate_for  # render imports validation's neighbours
 
-    served = Served.offline()
+    served = TargetApis.offline()
     for s in app.streamlets:
         delegate = delegate_for(s, settings, served)
         block = s.runtime.value

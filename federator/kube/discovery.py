@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from federator.core import delegates
-from federator.core.delegates import Served
+from federator.core.delegates import TargetApis
 from federator.core.settings import FlinkOperator, KafkaCluster, TopicApiVersion
 from federator.kube.client import Kube, KubeError, translated
 
@@ -30,7 +30,7 @@ class Discovered:
     def installed(self) -> frozenset[str]:
         return frozenset(self.served)
 
-    def for_cluster(self, cluster: KafkaCluster | None) -> Served:
+    def for_cluster(self, cluster: KafkaCluster | None) -> TargetApis:
         """What to render for an application on `cluster`: pinned or discovered versions."""
         topic_versions = self.served.get(delegates.KAFKA_TOPIC.crd_name, ())
         pinned = cluster.topic_api_version if cluster else TopicApiVersion.AUTO
@@ -43,7 +43,7 @@ class Discovered:
         flink = frozenset(
             op for op, delegate in delegates.FLINK.items() if delegate.crd_name in self.served
         )
-        return Served(
+        return TargetApis(
             topic_version=topic_version,
             flink_operators=flink or frozenset({FlinkOperator.APACHE}),
         )

@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 
 from federator.core.compiler import compile_application
-from federator.core.delegates import Served, assess
+from federator.core.delegates import TargetApis, assess
 from federator.core.delegates.simstep import FAIL_ANNOTATION
 from federator.core.health import ChildHealth, Health
 from federator.devcluster import crdfiles
@@ -94,7 +94,7 @@ def compiled_child(kind: str, namespace: str, name_suffix: str = "") -> dict[str
     """The first child of `kind` compiled from its example, moved into `namespace`."""
     settings = load_settings(str(REPO / "examples" / "settings.yaml"))
     body = yaml.safe_load((REPO / "examples" / SOURCES[kind]).read_text())
-    compiled = compile_application(body, settings, Served(topic_version="v1"))
+    compiled = compile_application(body, settings, TargetApis(topic_version="v1"))
     child = next(c for c in compiled.children if c.kind == kind)
     manifest = copy.deepcopy(dict(child.manifest))
     metadata = manifest["metadata"]

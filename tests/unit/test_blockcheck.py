@@ -27,7 +27,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from federator.core import blockcheck, compiler, delegates, render, validation
-from federator.core.delegates import Served
+from federator.core.delegates import TargetApis
 from federator.core.problems import Code, InvalidSpec
 from federator.core.resources import examples_dir
 from federator.core.settings import Settings, parse_settings
@@ -571,7 +571,7 @@ def test_render_refuses_what_validation_refuses(
     result = validation.validate(body, SETTINGS)
     assert any(p.path == path for p in result.problems), result.problems
     with pytest.raises(InvalidSpec) as raised:
-        render.render(result.topology, SETTINGS, Served.offline())
+        render.render(result.topology, SETTINGS, TargetApis.offline())
     assert [(p.path, p.code) for p in raised.value.problems] == [(path, Code.RUNTIME_FIELD)]
 
 

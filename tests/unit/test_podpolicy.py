@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from federator.cli.main import main
 from federator.core import blockcheck, compiler, delegates, podpolicy, render, validation
-from federator.core.delegates import Served
+from federator.core.delegates import TargetApis
 from federator.core.podsecurity import Level
 from federator.core.problems import Code, InvalidSpec
 from federator.core.settings import PodSecuritySettings, Settings, SettingsError, parse_settings
@@ -205,7 +205,7 @@ def findings(body: dict[str, Any], settings: Settings) -> set[tuple[str, str]]:
     """(Application path, rule) of every finding of the rendered children."""
     result = validation.validate(body, settings)
     assert result.ok, result.problems
-    children = render.render(result.topology, settings, Served.offline())
+    children = render.render(result.topology, settings, TargetApis.offline())
     return {
         (f.problem.path, f.rule)
         for f in podpolicy.findings(children, result.app, settings.pod_security)
@@ -306,7 +306,7 @@ def test_at_restricted_the_examples_lack_only_required_hardening(
     """Federator's templates set nothing restricted forbids; what the examples lack is the
     hardening a restricted pod must state (reported, never added silently)."""
     result = validation.validate(example_loader(name), RESTRICTED)
-    children = render.render(result.topology, RESTRICTED, Served.offline())
+    children = render.render(result.topology, RESTRICTED, TargetApis.offline())
     found = podpolicy.findings(children, result.app, RESTRICTED.pod_security)
     assert found
     assert {f.rule for f in found} <= {
@@ -505,7 +505,7 @@ def test_lyft_flink_fields_and_the_container_it_builds() -> None:
 
 def test_the_own_service_account_table_matches_the_template() -> None:
     result = validation.validate(app(flink()), BASELINE)
-    children = render.render(result.topology, BASELINE, Served.offline())
+    children = render.render(result.topology, BASELINE, TargetApis.offline())
     (child,) = [c for c in children if c.kind == "FlinkDeployment"]
     assert {
         child.manifest["spec"]["serviceAccount"]
@@ -515,7 +515,7 @@ def test_the_own_service_account_table_matches_the_template() -> None:
 def test_an_unknown_kind_is_refused_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delegates, "BY_KIND", {})
     result = validation.validate(app(container()), BASELINE)
-    children = render.render(result.topology, BASELINE, Served.offline())
+    children = render.render(result.topology, BASELINE, TargetApis.offline())
     (finding,) = podpolicy.findings(children, result.app, BASELINE.pod_security)
     assert (finding.problem.path, finding.rule) == ("spec.streamlets[0]", "unknownPods")
 
@@ -595,7 +595,7 @@ def test_any_runtime_block_is_checked_without_crashing(block: dict[str, Any], ki
         result = validation.validate(body, BASELINE)
     assume(result.ok)
     try:
-        children = render.render(result.topology, BASELINE, Served.offline())
+        children = render.render(result.topology, BASELINE, TargetApis.offline())
     except (InvalidSpec, TypeError, KeyError, AttributeError, ValueError):
         assume(False)  # the renderer's own refusals are not this test's subject
         return

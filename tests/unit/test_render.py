@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from federator.core import childschema, compiler, delegates, imageref, naming
 from federator.core.compiler import Compiled
-from federator.core.delegates import Served
+from federator.core.delegates import TargetApis
 from federator.core.problems import Code, InvalidSpec
 from federator.core.render import Child, deep_merge
 from federator.core.settings import Settings, parse_settings
@@ -51,9 +51,9 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
-SERVED_VARIANTS: dict[str, Served | None] = {
+SERVED_VARIANTS: dict[str, TargetApis | None] = {
     "offline": None,  # what `federator compile` does: the settings' pin, else v1
-    "served-v1beta2": Served(topic_version="v1beta2"),
+    "served-v1beta2": TargetApis(topic_version="v1beta2"),
 }
 
 
@@ -61,7 +61,7 @@ SERVED_VARIANTS: dict[str, Served | None] = {
 
 
 def compile_body(
-    body: Mapping[str, Any], settings: Settings, served: Served | None = None
+    body: Mapping[str, Any], settings: Settings, served: TargetApis | None = None
 ) -> Compiled:
     return compiler.compile_application(copy.deepcopy(body), settings, served)
 
@@ -253,7 +253,7 @@ def test_served_v1beta2_renders_every_topic_as_v1beta2(
     example_settings: Settings,
 ) -> None:
     compiled = compile_body(
-        example_loader(example), example_settings, Served(topic_version="v1beta2")
+        example_loader(example), example_settings, TargetApis(topic_version="v1beta2")
     )
     versions = {c.api_version for c in topics_of(compiled.children)}
     assert versions == {"kafka.strimzi.io/v1beta2"}

@@ -98,14 +98,16 @@ def assess(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Served:
-    """What the target cluster serves: discovered by the operator, or assumed offline."""
+class TargetApis:
+    """The API choices render makes for the target cluster (the KafkaTopic version, which Flink
+    operators are there): discovered by the operator, or assumed offline. (`Discovered.served`
+    is the CRD -> versions map it comes from; `Delegate.served` whether one kind is there.)"""
 
     topic_version: str = "v1"
     flink_operators: frozenset[FlinkOperator] = frozenset(FlinkOperator)
 
     @classmethod
-    def offline(cls, pinned: TopicApiVersion = TopicApiVersion.AUTO) -> Served:
+    def offline(cls, pinned: TopicApiVersion = TopicApiVersion.AUTO) -> TargetApis:
         version = "v1" if pinned is TopicApiVersion.AUTO else pinned.value
         return cls(topic_version=version)
 
@@ -122,7 +124,7 @@ __all__ = [
     "SIMULATED",
     "SPARK_APPLICATION",
     "Delegate",
-    "Served",
+    "TargetApis",
     "assess",
     "not_installed",
 ]

@@ -33,6 +33,7 @@ from federator.devcluster.launcher import ControlPlane
 log = logging.getLogger(__name__)
 
 MAIN_CLASS = "MiniClusterJob"
+SESSION_MAIN_CLASS = "MiniClusterSession"
 DEFAULT_REST_PORT = 8081  # Flink's rest.port default
 FLINK_DEPLOYMENTS = "/apis/flink.apache.org/v1beta1/namespaces/{ns}/flinkdeployments"
 DEPLOYMENT = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
@@ -77,6 +78,12 @@ def minicluster_argv(
     ]
 
 
+def session_argv(built: FlinkOperatorBuild, port: int, session_classes: Path) -> list[str]:
+    """A session MiniCluster JVM: the REST API with jar upload and run, no job of its own."""
+    classpath = f"{session_classes}:{built.classes}:{built.classpath}"
+    return ["java", *java_options(built), "-cp", classpath, SESSION_MAIN_CLASS, str(port)]
+
+
 @dataclass
 class MiniClusterProcess:
     """One MiniCluster JVM (own process group) running one job; logs to `log`."""
@@ -87,6 +94,9 @@ class MiniClusterProcess:
     job_name: str
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    session_classes: Path | None = None
+    """A session cluster (no job of its own; jobs come as FlinkSessionJobs through the REST
+    API): the directory with the compiled `MiniClusterSession` (SESSION_MAIN_CLASS)."""
 
     @property
     def log(self) -> Path:
@@ -99,7 +109,11 @@ class MiniClusterProcess:
     def start(self) -> None:
         """Start it; the operator's own polling finds it ready (no wait here)."""
         self.fail_file.unlink(missing_ok=True)
-        argv = minicluster_argv(self.built, self.port, self.job_id, self.job_name, self.fail_file)
+        argv = (
+            minicluster_argv(self.built, self.port, self.job_id, self.job_name, self.fail_file)
+            if self.session_classes is None
+            else session_argv(self.built, self.port, self.session_classes)
+        )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -148,8 +162,13 @@ class JobManagerStandIn:
         plane: ControlPlane,
         namespaces: Sequence[str],
         workdir: Path,
+        *,
         interval: float = 0.5,
+        session_classes: Path | None = None,
     ) -> None:
+        """`session_classes`: also stand in for session clusters (a FlinkDeployment without
+        spec.job), with the compiled `MiniClusterSession` found there."""
+        self.session_classes = session_classes
         self.built, self.plane, self.workdir = built, plane, workdir
         self.namespaces, self.interval = list(namespaces), interval
         self.clusters: dict[tuple[str, str], tuple[str, MiniClusterProcess]] = {}
@@ -188,10 +207,20 @@ class JobManagerStandIn:
             return
         if current is not None:
             self._retire(key)
+        session = (item.get("spec") or {}).get("job") is None
         job_id = ((item.get("status") or {}).get("jobStatus") or {}).get("jobId")
-        if not job_id:
+        if session and self.session_classes is None:
             return
-        cluster = MiniClusterProcess(self.built, rest_port(item), str(job_id), name, self.workdir)
+        if not session and not job_id:
+            return
+        cluster = MiniClusterProcess(
+            self.built,
+            rest_port(item),
+            "" if session else str(job_id),
+            name,
+            self.workdir,
+            session_classes=self.session_classes if session else None,
+        )
         cluster.start()
         log.info("started a MiniCluster for %s/%s job %s (pid %s)", ns, name, job_id, cluster.proc)
         with self._lock:

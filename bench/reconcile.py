@@ -474,7 +474,7 @@ class Bench:
         ready = {
             t["metadata"]["name"]
             for t in listed["items"]
-            if health.assess(delegates.KAFKA_TOPIC.kind, t).health is HEALTHY
+            if delegates.assess(delegates.KAFKA_TOPIC.kind, t).health is HEALTHY
         }
         want = {c.name for c in topics}
         if not want <= ready:
@@ -490,7 +490,7 @@ class Bench:
                 timeout_seconds=60,
             ):
                 obj = event["object"]
-                if health.assess(delegates.KAFKA_TOPIC.kind, obj).health is HEALTHY:
+                if delegates.assess(delegates.KAFKA_TOPIC.kind, obj).health is HEALTHY:
                     ready.add(obj["metadata"]["name"])
                 if want <= ready:
                     w.stop()
@@ -898,6 +898,15 @@ class Bench:
 
     def apiserver_writes(self) -> dict[str, float]:
         """Mutating requests the API server counted on federator's kinds (any client)."""
+        return self.apiserver_requests(MUTATING)
+
+    def apiserver_reads(self) -> dict[str, float]:
+        """GET and LIST requests the API server counted on federator's kinds (any client; a
+        WATCH is a stream, not a read, and is left out)."""
+        return self.apiserver_requests(frozenset({"GET", "LIST"}))
+
+    def apiserver_requests(self, verbs: frozenset[str]) -> dict[str, float]:
+        """Requests with one of `verbs` the API server counted on federator's kinds."""
         _, text = self.plane.request("GET", "/metrics")
         resources = {d.plural for d in delegates.ALL} | {"applications", "events"}
         out: dict[str, float] = {}
@@ -912,7 +921,7 @@ class Bench:
             verb = labels.get("verb", "").strip('"')
             resource = labels.get("resource", "").strip('"')
             sub = labels.get("subresource", "").strip('"')
-            if resource in resources and verb in MUTATING:
+            if resource in resources and verb in verbs:
                 what = f"{verb} {resource}" + (f"/{sub}" if sub else "")
                 out[what] = out.get(what, 0.0) + value
         return out
@@ -939,15 +948,24 @@ class Bench:
         restart_writes = operator.metric("federator_api_writes_total")
         writes0 = restart_writes
         reconciles0 = operator.metric("federator_reconcile_duration_seconds_count")
-        server0 = self.apiserver_writes()
+        server0, reads0 = self.apiserver_writes(), self.apiserver_reads()
+        api0 = operator.metric("federator_child_reads_total", source="api")
+        cache0 = operator.metric("federator_child_reads_total", source="cache")
         t0 = time.monotonic()
         time.sleep(resync * periods + 0.5)
         window = time.monotonic() - t0
         writes = operator.metric("federator_api_writes_total") - writes0
         reconciles = operator.metric("federator_reconcile_duration_seconds_count") - reconciles0
-        server1 = self.apiserver_writes()
+        server1, reads1 = self.apiserver_writes(), self.apiserver_reads()
         server = {
             k: server1[k] - server0.get(k, 0.0) for k in server1 if server1[k] - server0.get(k, 0.0)
+        }
+        server_reads = {
+            k: reads1[k] - reads0.get(k, 0.0) for k in reads1 if reads1[k] - reads0.get(k, 0.0)
+        }
+        child_reads = {
+            "api": operator.metric("federator_child_reads_total", source="api") - api0,
+            "cache": operator.metric("federator_child_reads_total", source="cache") - cache0,
         }
         rv_after = (self.get_app(ns, name) or {})["metadata"]["resourceVersion"]
         return {
@@ -958,6 +976,8 @@ class Bench:
             "writes": writes,
             "restart_writes": restart_writes,
             "server": server,
+            "server_reads": server_reads,
+            "child_reads": child_reads,
             "rv_unchanged": rv_after == app_rv,
         }
 
@@ -1092,6 +1112,15 @@ def report(results: dict[str, Any], info: dict[str, str], *, quick: bool) -> str
         "|---:|---:|---:|---|---|---:|",
         f"| {r['window']:.1f} | {r['reconciles']:.0f} | {r['writes']:.0f} | {server} "
         f"| {'yes' if r['rv_unchanged'] else 'no'} | {r['restart_writes']:.0f} |",
+        "",
+        "Reads in the same window: the API server counted "
+        + (
+            ", ".join(f"{k}: {v:.0f}" for k, v in sorted(r.get("server_reads", {}).items()))
+            or "no GET or LIST"
+        )
+        + " on federator's kinds (any client, the bench's own GETs of the Application included); "
+        f"the operator read its children {r.get('child_reads', {}).get('api', 0):.0f} times from "
+        f"the API and {r.get('child_reads', {}).get('cache', 0):.0f} times from its watch cache.",
         "",
         "Goals (issue 4, item 11):",
         "",

@@ -92,7 +92,6 @@ class Applying(Impersonating):
         with self._lock:
             self._marks[child.key] = token(live.get("status") or {})
 
-    # -- the reconcile: observe -> decide -> act -> report
     def _apply(
         self,
         children: tuple[Child, ...],

@@ -89,6 +89,8 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
     modules of their own (`observe`, `refusals`, `apply`, `owned`, `impersonation`,
     `finalizer`), this one keeps the reconcile itself."""
 
+    # -- the reconcile: observe -> decide -> act -> report
+
     def reconcile(self, body: Mapping[str, Any], *, fresh: bool = False) -> Outcome:
         """`fresh`: GET every child instead of trusting the watch cache (the resync)."""
         meta = body.get("metadata") or {}

@@ -93,8 +93,6 @@ class ReconcilerState:
             out += self._pool.map(owner, fn, items[start : start + CHUNK])
         return out
 
-    # -- observation
-
     def own_write(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
         """Whether this exact version of a child is one our own last write returned: its
         watch event carries nothing the reconcile that wrote it did not already see."""

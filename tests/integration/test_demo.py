@@ -75,7 +75,9 @@ def test_demo_on_the_real_spark_operator(bin_dir: Path, tmp_path: Path) -> None:
     # 20 s; docs/real-delegates.md). A creation is one write: never Degraded on the way.
     progress = re.findall(r"^  (?:Progressing|Healthy|Degraded) .*$", out, re.M)
     assert progress and not any("Degraded" in line for line in progress), progress
-    assert "moving: FlinkApplication, FlinkDeployment, KafkaTopic" in out  # not Spark
+    assert (
+        "moving: FlinkApplication, FlinkDeployment, FlinkSessionJob, KafkaTopic" in out
+    )  # not Spark
     assert re.search(r"^Ready:\s+15/15$", out, re.M), out[-3000:]
     spark = re.findall(r"^SparkApplication\s+\S+.*\sHealthy\s+RUNNING\s+2/2 executors", out, re.M)
     assert len(spark) == 3, out[-3000:]

@@ -140,14 +140,17 @@ def write_session_status(cluster: Cluster, job_manager: str, lifecycle: str) -> 
     assert code == 200, got
 
 
-def job_entry(cluster: Cluster, phase: str, reason: str) -> dict[str, Any] | None:
-    """The Application when it reads `phase` with its FlinkSessionJob's `reason`."""
+def job_entry(cluster: Cluster, phase: str, reason: str, text: str = "") -> dict[str, Any] | None:
+    """The FlinkSessionJob's entry once the Application reads `phase` and the entry `reason`
+    with `text` in its message."""
     body = cluster.plane.request("GET", f"{APP}/{NAME}")[1]
     status = body.get("status") or {}
     entry = next(
         (c for c in status.get("children") or [] if c.get("kind") == "FlinkSessionJob"), None
     )
     if status.get("phase") != phase or entry is None or entry.get("reason") != reason:
+        return None
+    if text not in (entry.get("message") or ""):
         return None
     return entry
 
@@ -169,10 +172,13 @@ def test_a_session_cluster_not_ready_then_ready(cluster: Cluster, env: dict[str,
     code, got = cluster.plane.request("POST", SESSIONS, session_cluster())
     assert code == 201, got
     write_session_status(cluster, "DEPLOYED_NOT_READY", "DEPLOYED")
+    # (Read between the create and the status write, it is "has not written a status" first.)
     entry = eventually(
-        lambda: job_entry(cluster, "Progressing", "SessionClusterNotReady"), "not ready", 60
+        lambda: job_entry(cluster, "Progressing", "SessionClusterNotReady", "DEPLOYED_NOT_READY"),
+        "not ready",
+        60,
     )
-    assert "DEPLOYED_NOT_READY" in entry["message"]
+    assert "JobManager is DEPLOYED_NOT_READY" in entry["message"]
     write_session_status(cluster, "READY", "STABLE")
     entry = eventually(lambda: job_entry(cluster, "Healthy", "STABLE"), "Healthy", 60)
     assert f"on the session cluster {SESSION}" in entry["message"]

@@ -22,6 +22,7 @@ Aspects covered, each with a deadline and in this order (one application through
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -328,6 +329,18 @@ def test_a_failed_job_degrades_with_the_operators_message_then_a_fix_recovers_it
     assert flink_status(cluster).get("error") in (None, "")
 
 
+def suspend_reconciled(cluster: Cluster) -> bool:
+    """The operator's reconciliation of the suspend is complete: DEPLOYED, with the suspended
+    job as its last reconciled spec."""
+    reconciliation = flink_status(cluster).get("reconciliationStatus") or {}
+    try:
+        spec = json.loads(reconciliation.get("lastReconciledSpec") or "{}")
+    except ValueError:
+        return False
+    job = (spec.get("spec") or {}).get("job") or {}
+    return reconciliation.get("state") == "DEPLOYED" and job.get("state") == "suspended"
+
+
 def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
     standin: JobManagerStandIn = env["standin"]
     started = standin.started
@@ -341,6 +354,10 @@ def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
     savepoint = real["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
     taken = Path(urllib.parse.urlsplit(savepoint).path)  # Flink writes "file:/tmp/..."
     assert taken.parent == env["tmp"] / "savepoints" and taken.is_dir(), savepoint
+    # Resume only once the operator has recorded the suspended spec as reconciled (a resume
+    # that raced the end of the suspend's reconcile was seen once in CI: the operator then went
+    # back to the pre-suspend spec, STABLE with the job FINISHED, and never redeployed).
+    eventually(lambda: suspend_reconciled(cluster), "the suspend reconciled", TRANSITION)
     # Native mode keeps the JobManager (its job stopped) until the next deployment replaces it.
     patch(cluster, APP, {"spec": {"suspend": False}})
     eventually(lambda: healthy(cluster), "Healthy after resume", CONVERGE)

@@ -20,11 +20,9 @@ from federator.core.delegates import reading as read
 from federator.core.delegates import simstep as sim
 from federator.core.delegates.base import Delegate, Simulation, SpecShape
 from federator.core.delegates.simstep import Failure, Step
-from federator.core.fields import as_str, get
+from federator.core.fields import get
 from federator.core.health import (
     REASON_AWAITING_STATUS,
-    REASON_MALFORMED,
-    REASON_UNRECOGNISED_STATE,
     ChildHealth,
     Health,
 )
@@ -43,44 +41,12 @@ def flink_deployment(body: Mapping[str, Any]) -> ChildHealth:
     status = read.status_of(body)
     if isinstance(status, ChildHealth):
         return status
-    lifecycle = get(status, "lifecycleState")
     job_manager = get(status, "jobManagerDeploymentStatus")
-    job_state = get(status, "jobStatus", "state")
-    raw_error = as_str(get(status, "error")) or ""
-    error = fstatus.error_text(raw_error) if raw_error else ""
-
-    stale = read.stale(body, fstatus.observed_generation(status))
-    if stale is not None:
-        # An error on a stale generation means the operator rejected the new spec.
-        return read.degraded(fstatus.REASON_FLINK_ERROR, error) if error else stale
-    if lifecycle == "FAILED":
-        return read.degraded(
-            "FAILED", error or fstatus.job_text(job_state, "the deployment failed")
-        )
-    if lifecycle == "ROLLED_BACK":
-        text = "the new spec failed and was rolled back to the last stable spec"
-        return read.degraded("ROLLED_BACK", f"{text}: {error}" if error else text)
-    if job_manager == "ERROR":
-        return read.degraded(
-            fstatus.REASON_JOB_MANAGER_ERROR, error or "the JobManager deployment is in ERROR"
-        )
-    if error:
-        return read.degraded(fstatus.REASON_FLINK_ERROR, error)
-    if isinstance(job_state, str) and job_state in fstatus.JOB_DEGRADED:
-        return read.degraded(fstatus.JOB_DEGRADED[job_state], f"the Flink job is {job_state}")
-    if lifecycle == "SUSPENDED":
-        return ChildHealth(
-            health=Health.SUSPENDED, reason="SUSPENDED", message="the job is suspended"
-        )
-    if lifecycle is None:
-        return read.progressing(REASON_AWAITING_STATUS, "no lifecycleState yet")
-    if not isinstance(lifecycle, str):
-        return read.unknown(REASON_MALFORMED, "status.lifecycleState is not a string")
-    if lifecycle in fstatus.FLINK_PROGRESSING_LIFECYCLES:
-        return read.progressing(lifecycle, f"lifecycle {lifecycle}")
-    if lifecycle not in fstatus.FLINK_SETTLED_LIFECYCLES:
-        return read.unknown(REASON_UNRECOGNISED_STATE, f"unrecognised lifecycleState {lifecycle!r}")
-
+    lifecycle = fstatus.lifecycle_verdict(
+        body, status, failed="the deployment failed", job_manager=job_manager
+    )
+    if isinstance(lifecycle, ChildHealth):
+        return lifecycle
     if job_manager != "READY":
         shown = job_manager if isinstance(job_manager, str) and job_manager else "not reported"
         return read.progressing(
@@ -90,19 +56,11 @@ def flink_deployment(body: Mapping[str, Any]) -> ChildHealth:
     if get(body, "spec", "job") is None:
         # Session mode: the cluster is the product; jobs come from FlinkSessionJobs.
         return ChildHealth(health=Health.HEALTHY, reason=lifecycle, message="JobManager READY")
-    if isinstance(job_state, str) and job_state in fstatus.JOB_TERMINAL:
-        return read.degraded(
-            fstatus.JOB_TERMINAL[job_state],
-            f"the Flink job is {job_state}; a streaming job must not finish",
-        )
-    if job_state != "RUNNING":
-        shown = job_state if isinstance(job_state, str) and job_state else "not reported"
-        return read.progressing(
-            shown if isinstance(job_state, str) and job_state else REASON_AWAITING_STATUS,
-            f"JobManager READY, job {shown}",
-        )
-    return ChildHealth(
-        health=Health.HEALTHY, reason=lifecycle, message="JobManager READY, job RUNNING"
+    return fstatus.job_verdict(
+        lifecycle,
+        get(status, "jobStatus", "state"),
+        prefix="JobManager READY, ",
+        running="JobManager READY, job RUNNING",
     )
 
 

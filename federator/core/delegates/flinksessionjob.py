@@ -26,9 +26,6 @@ from federator.core.delegates.flinkdeployment import flink_deployment, flink_err
 from federator.core.delegates.simstep import Failure, Step
 from federator.core.fields import get
 from federator.core.health import (
-    REASON_AWAITING_STATUS,
-    REASON_MALFORMED,
-    REASON_UNRECOGNISED_STATE,
     ChildHealth,
     Health,
 )
@@ -97,52 +94,15 @@ def flink_session_job(
     status = read.status_of(body)
     if isinstance(status, ChildHealth):
         return status
-    lifecycle = get(status, "lifecycleState")
-    job_state = get(status, "jobStatus", "state")
-    raw_error = get(status, "error")
-    error = fstatus.error_text(raw_error) if isinstance(raw_error, str) and raw_error else ""
-
-    stale = read.stale(body, fstatus.observed_generation(status))
-    if stale is not None:
-        # An error on a stale generation means the operator rejected the new spec.
-        return read.degraded(fstatus.REASON_FLINK_ERROR, error) if error else stale
-    if lifecycle == "FAILED":
-        return read.degraded("FAILED", error or fstatus.job_text(job_state, "the job failed"))
-    if lifecycle == "ROLLED_BACK":
-        text = "the new spec failed and was rolled back to the last stable spec"
-        return read.degraded("ROLLED_BACK", f"{text}: {error}" if error else text)
-    if error:
-        return read.degraded(fstatus.REASON_FLINK_ERROR, error)
-    if isinstance(job_state, str) and job_state in fstatus.JOB_DEGRADED:
-        return read.degraded(fstatus.JOB_DEGRADED[job_state], f"the Flink job is {job_state}")
-    if lifecycle == "SUSPENDED":
-        return ChildHealth(
-            health=Health.SUSPENDED, reason="SUSPENDED", message="the job is suspended"
-        )
-    if lifecycle is None:
-        return read.progressing(REASON_AWAITING_STATUS, "no lifecycleState yet")
-    if not isinstance(lifecycle, str):
-        return read.unknown(REASON_MALFORMED, "status.lifecycleState is not a string")
-    if lifecycle in fstatus.FLINK_PROGRESSING_LIFECYCLES:
-        return read.progressing(lifecycle, f"lifecycle {lifecycle}")
-    if lifecycle not in fstatus.FLINK_SETTLED_LIFECYCLES:
-        return read.unknown(REASON_UNRECOGNISED_STATE, f"unrecognised lifecycleState {lifecycle!r}")
-    if isinstance(job_state, str) and job_state in fstatus.JOB_TERMINAL:
-        return read.degraded(
-            fstatus.JOB_TERMINAL[job_state],
-            f"the Flink job is {job_state}; a streaming job must not finish",
-        )
-    if job_state != "RUNNING":
-        shown = job_state if isinstance(job_state, str) and job_state else "not reported"
-        return read.progressing(
-            shown if isinstance(job_state, str) and job_state else REASON_AWAITING_STATUS,
-            f"job {shown}",
-        )
+    lifecycle = fstatus.lifecycle_verdict(body, status, failed="the job failed")
+    if isinstance(lifecycle, ChildHealth):
+        return lifecycle
     session_name = get(body, "spec", "deploymentName")
-    return ChildHealth(
-        health=Health.HEALTHY,
-        reason=lifecycle,
-        message=f"job RUNNING on the session cluster {session_name}",
+    return fstatus.job_verdict(
+        lifecycle,
+        get(status, "jobStatus", "state"),
+        prefix="",
+        running=f"job RUNNING on the session cluster {session_name}",
     )
 
 

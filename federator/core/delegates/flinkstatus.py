@@ -8,7 +8,15 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from federator.core.delegates import reading as read
 from federator.core.fields import as_int, as_str, get
+from federator.core.health import (
+    REASON_AWAITING_STATUS,
+    REASON_MALFORMED,
+    REASON_UNRECOGNISED_STATE,
+    ChildHealth,
+    Health,
+)
 
 REASON_FLINK_ERROR: Final = "FlinkError"
 REASON_JOB_MANAGER_ERROR: Final = "JobManagerError"
@@ -70,3 +78,69 @@ def observed_generation(status: Mapping[str, Any]) -> int | None:
 
 def job_text(job_state: Any, default: str) -> str:
     return f"the Flink job is {job_state}" if isinstance(job_state, str) and job_state else default
+
+
+def lifecycle_verdict(
+    body: Mapping[str, Any],
+    status: Mapping[str, Any],
+    *,
+    failed: str,
+    job_manager: Any = None,
+) -> ChildHealth | str:
+    """The Apache operator's verdict on one of its resources from its generation, lifecycle,
+    error and job state; once none of them says more, the settled lifecycle (STABLE or
+    DEPLOYED), which the kind judges further. `failed`: the text of a FAILED lifecycle without
+    an error; `job_manager`: the FlinkDeployment's jobManagerDeploymentStatus (ERROR is
+    Degraded), None for kinds without one."""
+    lifecycle = get(status, "lifecycleState")
+    job_state = get(status, "jobStatus", "state")
+    raw_error = as_str(get(status, "error")) or ""
+    error = error_text(raw_error) if raw_error else ""
+
+    stale = read.stale(body, observed_generation(status))
+    if stale is not None:
+        # An error on a stale generation means the operator rejected the new spec.
+        return read.degraded(REASON_FLINK_ERROR, error) if error else stale
+    if lifecycle == "FAILED":
+        return read.degraded("FAILED", error or job_text(job_state, failed))
+    if lifecycle == "ROLLED_BACK":
+        text = "the new spec failed and was rolled back to the last stable spec"
+        return read.degraded("ROLLED_BACK", f"{text}: {error}" if error else text)
+    if job_manager == "ERROR":
+        return read.degraded(
+            REASON_JOB_MANAGER_ERROR, error or "the JobManager deployment is in ERROR"
+        )
+    if error:
+        return read.degraded(REASON_FLINK_ERROR, error)
+    if isinstance(job_state, str) and job_state in JOB_DEGRADED:
+        return read.degraded(JOB_DEGRADED[job_state], f"the Flink job is {job_state}")
+    if lifecycle == "SUSPENDED":
+        return ChildHealth(
+            health=Health.SUSPENDED, reason="SUSPENDED", message="the job is suspended"
+        )
+    if lifecycle is None:
+        return read.progressing(REASON_AWAITING_STATUS, "no lifecycleState yet")
+    if not isinstance(lifecycle, str):
+        return read.unknown(REASON_MALFORMED, "status.lifecycleState is not a string")
+    if lifecycle in FLINK_PROGRESSING_LIFECYCLES:
+        return read.progressing(lifecycle, f"lifecycle {lifecycle}")
+    if lifecycle not in FLINK_SETTLED_LIFECYCLES:
+        return read.unknown(REASON_UNRECOGNISED_STATE, f"unrecognised lifecycleState {lifecycle!r}")
+    return lifecycle
+
+
+def job_verdict(lifecycle: str, job_state: Any, *, prefix: str, running: str) -> ChildHealth:
+    """A settled resource by its job: Healthy when RUNNING (`running` is the message), Degraded
+    when it ended (a streaming job must not), else Progressing (`prefix` leads the message)."""
+    if isinstance(job_state, str) and job_state in JOB_TERMINAL:
+        return read.degraded(
+            JOB_TERMINAL[job_state],
+            f"the Flink job is {job_state}; a streaming job must not finish",
+        )
+    if job_state != "RUNNING":
+        shown = job_state if isinstance(job_state, str) and job_state else "not reported"
+        return read.progressing(
+            shown if isinstance(job_state, str) and job_state else REASON_AWAITING_STATUS,
+            f"{prefix}job {shown}",
+        )
+    return ChildHealth(health=Health.HEALTHY, reason=lifecycle, message=running)

@@ -24,23 +24,14 @@ from typing import Any
 
 import pytest
 from memkube import AllServed, MemKube
+from test_decide import KAFKA, NOW, NS, SETTINGS, spec
 
 from federator.core import naming
-from federator.core.settings import parse_settings
 from federator.kube.client import Conflict, ResourceRef
 from federator.operator.reconciler import Outcome, Reconciler
 
-NS, KAFKA = "team-a", "kafka"
-SETTINGS = parse_settings(
-    {
-        "kafkaClusters": [
-            {"name": "default", "strimziCluster": "s", "namespace": KAFKA, "bootstrapServers": "b"}
-        ]
-    }
-)
 TOPIC, AUDIT_TOPIC = "app.src.out", "app.audit.out"
 SRC, SINK, AUDIT = "app-src", "app-sink", "app-audit"
-NOW = "2026-01-01T00:00:00Z"
 
 
 def application(
@@ -48,34 +39,11 @@ def application(
 ) -> dict[str, Any]:
     """`src` (container) writes a topic that `sink` (Spark) reads; `audit` (container) has a
     topic of its own."""
-    streamlets: list[dict[str, Any]] = [
-        {"name": "src", "runtime": "container", "image": "r.example.com/src:1", "outlets": ["out"]},
-        {
-            "name": "sink",
-            "runtime": "spark",
-            "image": "r.example.com/sink:1",
-            "inlets": ["in"],
-            "spark": {"mainApplicationFile": "local:///opt/sink.jar"},
-        },
-    ]
-    if audit:
-        streamlets.append(
-            {
-                "name": "audit",
-                "runtime": "container",
-                "image": "r.example.com/audit:1",
-                "outlets": ["out"],
-            }
-        )
     return {
         "apiVersion": "federator.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "app", "namespace": NS, "uid": "app-uid", "generation": generation},
-        "spec": {
-            "deletionPolicy": policy,
-            "streamlets": streamlets,
-            "connections": [{"from": "src.out", "to": ["sink.in"]}],
-        },
+        "spec": spec(audit=audit, deletionPolicy=policy),
     }
 
 

@@ -21,6 +21,12 @@ from typing import Any
 import yaml
 
 
+def in_ci() -> bool:
+    """Whether this runs in CI (`CI=true`): there, a missing cached build fails a test instead
+    of being built on the spot (CI builds everything first, in `make test`)."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,6 @@ takes minutes, then the cache in ~/.cache/federator is reused).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from federator.devcluster import build
+from federator.devcluster.harness import in_ci
 from federator.devcluster.launcher import ControlPlane, ControlPlaneError
 
 HERE = Path(__file__).resolve().parent
@@ -28,10 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.integration)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @dataclass

@@ -23,7 +23,6 @@ Aspects covered, each with a deadline and in this order (one application through
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -43,7 +42,7 @@ from federator.devcluster.flink_operator import (
     ensure_flink_operator,
     rest_host,
 )
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import OperatorProcess, eventually, free_port, in_ci
 from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:
@@ -64,10 +63,6 @@ FLINK = f"/apis/flink.apache.org/v1beta1/namespaces/{APPS_NS}/flinkdeployments/{
 # Deadlines (s) on a loaded 2-core machine: the operator and each MiniCluster are JVMs.
 CONVERGE = 180.0
 TRANSITION = 120.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 class History:

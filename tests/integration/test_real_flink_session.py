@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -45,7 +44,7 @@ from federator.devcluster.flink_operator import (
     ensure_flink_operator,
     rest_host,
 )
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import OperatorProcess, eventually, free_port, in_ci
 from federator.simulator import DelegateSimulator
 
 if TYPE_CHECKING:
@@ -65,10 +64,6 @@ APP = f"/apis/federator.io/v1alpha1/namespaces/{TEAM}/applications/{NAME}"
 SESSIONS = f"/apis/flink.apache.org/v1beta1/namespaces/{TEAM}/flinkdeployments"
 JOBS = f"/apis/flink.apache.org/v1beta1/namespaces/{TEAM}/flinksessionjobs"
 CONVERGE = 240.0  # JVMs on a loaded 2-core machine: the operator, the MiniCluster, the job
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def compile_java(built: FlinkOperatorBuild, source: Path, out: Path) -> Path:

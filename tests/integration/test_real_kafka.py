@@ -34,7 +34,7 @@ import yaml
 
 from federator.devcluster import crdfiles
 from federator.devcluster.delegates import DelegateBuildError
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import OperatorProcess, eventually, free_port, in_ci
 from federator.devcluster.kafka_broker import KafkaBroker, ensure_kafka
 
 if TYPE_CHECKING:
@@ -55,10 +55,6 @@ RETENTION = "7200000"
 # Deadlines (s) on a loaded 2-core machine.
 CONVERGE = 240.0
 TRANSITION = 120.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 class Broker:

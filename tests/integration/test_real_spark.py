@@ -19,7 +19,6 @@ Aspects covered, each with a deadline and in this order (one application through
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ import pytest
 import yaml
 
 from federator.devcluster import crdfiles, delegates
-from federator.devcluster.harness import OperatorProcess, eventually, free_port
+from federator.devcluster.harness import OperatorProcess, eventually, free_port, in_ci
 from federator.devcluster.kwok import fake_node
 from federator.devcluster.spark_operator import (
     ExecutorStandIn,
@@ -60,10 +59,6 @@ EXTRA_NODES = ("kwok-node-1", "kwok-node-2")  # one kwok node caps at 110 pods
 # Deadlines (s) on a loaded 2-core machine: spark-submit is a JVM (~2-3 s each, serial).
 CONVERGE = 240.0
 TRANSITION = 120.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 class History:

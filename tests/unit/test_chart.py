@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -50,6 +49,7 @@ from federator.core import delegates, limits
 from federator.core.settings import parse_settings
 from federator.core.topicpolicy import TopicPolicy, template_error
 from federator.devcluster import build
+from federator.devcluster.harness import in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "federator"
@@ -162,10 +162,6 @@ CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list
 CLUSTER_VALUES = {"name": "a", "strimziCluster": "s", "namespace": "k", "bootstrapServers": "b"}
 
 # -- tools and rendering
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import yaml
 from federator.devcluster import crdfiles
 from federator.devcluster.harness import OperatorProcess, eventually, free_port
 from federator.simulator import DelegateSimulator
+from integration import flink_sessions
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -42,6 +43,9 @@ JOBS = f"/apis/flink.apache.org/v1beta1/namespaces/{TEAM}/flinksessionjobs"
 SESSION = "shared-session"
 NAME = "orders"
 JOB = f"{NAME}-score"
+APPLICATION = flink_sessions.application(
+    TEAM, NAME, SESSION, {"jarURI": "https://jars.example.com/score-1.jar"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,43 +89,6 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         sim.stop()
 
 
-def application() -> dict[str, Any]:
-    return {
-        "apiVersion": "federator.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": NAME, "namespace": TEAM},
-        "spec": {
-            "deletionPolicy": "Delete",
-            "streamlets": [
-                {
-                    "name": "score",
-                    "runtime": "flink",
-                    "flinkSession": SESSION,
-                    "image": "registry.example.com/score:1",
-                    "outlets": ["out"],
-                    "flink": {"job": {"jarURI": "https://jars.example.com/score-1.jar"}},
-                }
-            ],
-        },
-    }
-
-
-def session_cluster() -> dict[str, Any]:
-    """The platform team's session cluster: a FlinkDeployment without a job."""
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": SESSION, "namespace": TEAM},
-        "spec": {
-            "image": "flink:1.17",
-            "flinkVersion": "v1_17",
-            "serviceAccount": "flink",
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 1}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 1}},
-        },
-    }
-
-
 def write_session_status(cluster: Cluster, job_manager: str, lifecycle: str) -> None:
     """What the Flink operator writes on a session cluster (session mode: no jobStatus)."""
     body = cluster.plane.request("GET", f"{SESSIONS}/{SESSION}")[1]
@@ -143,22 +110,16 @@ def write_session_status(cluster: Cluster, job_manager: str, lifecycle: str) -> 
 def job_entry(cluster: Cluster, phase: str, reason: str, text: str = "") -> dict[str, Any] | None:
     """The FlinkSessionJob's entry once the Application reads `phase` and the entry `reason`
     with `text` in its message."""
-    body = cluster.plane.request("GET", f"{APP}/{NAME}")[1]
-    status = body.get("status") or {}
-    entry = next(
-        (c for c in status.get("children") or [] if c.get("kind") == "FlinkSessionJob"), None
-    )
-    if status.get("phase") != phase or entry is None or entry.get("reason") != reason:
+    got = flink_sessions.job_entry(cluster.plane.request("GET", f"{APP}/{NAME}")[1])
+    if got is None or got[0] != phase or got[1].get("reason") != reason:
         return None
-    if text not in (entry.get("message") or ""):
-        return None
-    return entry
+    return got[1] if text in (got[1].get("message") or "") else None
 
 
 def test_without_its_session_cluster_the_job_is_degraded(
     cluster: Cluster, env: dict[str, Any]
 ) -> None:
-    code, got = cluster.plane.request("POST", APP, application())
+    code, got = cluster.plane.request("POST", APP, APPLICATION)
     assert code == 201, got
     eventually(lambda: cluster.plane.request("GET", f"{JOBS}/{JOB}")[0] == 200, "the job", 60)
     entry = eventually(
@@ -169,7 +130,9 @@ def test_without_its_session_cluster_the_job_is_degraded(
 
 
 def test_a_session_cluster_not_ready_then_ready(cluster: Cluster, env: dict[str, Any]) -> None:
-    code, got = cluster.plane.request("POST", SESSIONS, session_cluster())
+    code, got = cluster.plane.request(
+        "POST", SESSIONS, flink_sessions.session_cluster(TEAM, SESSION)
+    )
     assert code == 201, got
     write_session_status(cluster, "DEPLOYED_NOT_READY", "DEPLOYED")
     # (Read between the create and the status write, it is "has not written a status" first.)

@@ -46,6 +46,7 @@ from federator.devcluster.flink_operator import (
 )
 from federator.devcluster.harness import OperatorProcess, eventually, free_port, in_ci
 from federator.simulator import DelegateSimulator
+from integration import flink_sessions
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -101,43 +102,6 @@ class JarServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def session_cluster(port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": SESSION, "namespace": TEAM},
-        "spec": {
-            "image": "flink:1.17",
-            "flinkVersion": "v1_17",
-            "serviceAccount": "flink",
-            "flinkConfiguration": {"rest.port": str(port), "taskmanager.numberOfTaskSlots": "2"},
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 1}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 1}},
-        },
-    }
-
-
-def application(jar_url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "federator.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": NAME, "namespace": TEAM},
-        "spec": {
-            "deletionPolicy": "Delete",
-            "streamlets": [
-                {
-                    "name": "score",
-                    "runtime": "flink",
-                    "flinkSession": SESSION,
-                    "image": "registry.example.com/score:1",
-                    "outlets": ["out"],
-                    "flink": {"job": {"jarURI": jar_url, "entryClass": "TickerJob"}},
-                }
-            ],
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -222,11 +186,8 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def job_child(cluster: Cluster) -> tuple[Any, Any, Any] | None:
     code, app = cluster.plane.request("GET", APP)
-    status = (app.get("status") or {}) if code == 200 else {}
-    child = next(
-        (c for c in status.get("children") or [] if c.get("kind") == "FlinkSessionJob"), None
-    )
-    return None if child is None else (status.get("phase"), child.get("reason"), child)
+    got = flink_sessions.job_entry(app) if code == 200 else None
+    return None if got is None else (got[0], got[1].get("reason"), got[1])
 
 
 def reads(cluster: Cluster, phase: str, reason: str | None = None) -> dict[str, Any] | None:
@@ -245,9 +206,23 @@ def test_the_job_runs_on_the_session_cluster_and_reads_healthy(
     cluster: Cluster, env: dict[str, Any]
 ) -> None:
     plane = cluster.plane
-    code, got = plane.request("POST", SESSIONS, session_cluster(env["rest"]))
+    code, got = plane.request(
+        "POST",
+        SESSIONS,
+        flink_sessions.session_cluster(
+            TEAM,
+            SESSION,
+            {"rest.port": str(env["rest"]), "taskmanager.numberOfTaskSlots": "2"},
+        ),
+    )
     assert code == 201, got
-    code, got = plane.request("POST", APP.rsplit("/", 1)[0], application(env["jar"]))
+    code, got = plane.request(
+        "POST",
+        APP.rsplit("/", 1)[0],
+        flink_sessions.application(
+            TEAM, NAME, SESSION, {"jarURI": env["jar"], "entryClass": "TickerJob"}
+        ),
+    )
     assert code == 201, got
     seen: list[tuple[Any, Any]] = []
 

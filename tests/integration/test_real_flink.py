@@ -336,6 +336,25 @@ def suspend_reconciled(cluster: Cluster) -> bool:
     return reconciliation.get("state") == "DEPLOYED" and job.get("state") == "suspended"
 
 
+class Quiet:
+    """True once the FlinkDeployment has not changed for `seconds` (polled): the operator has
+    finished the reconcile that wrote it. A spec change that lands while its reconcile still
+    runs makes operator 1.7.0 fail its last status write ("Status have been modified
+    externally"), after which it never redeployed (seen twice in CI)."""
+
+    def __init__(self, cluster: Cluster, seconds: float) -> None:
+        self.cluster, self.seconds = cluster, seconds
+        self.version: str | None = None
+        self.since = time.monotonic()
+
+    def __call__(self) -> bool:
+        code, got = self.cluster.plane.request("GET", FLINK)
+        version = got["metadata"]["resourceVersion"] if code == 200 else None
+        if version != self.version:
+            self.version, self.since = version, time.monotonic()
+        return time.monotonic() - self.since >= self.seconds
+
+
 def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
     standin: JobManagerStandIn = env["standin"]
     started = standin.started
@@ -349,10 +368,12 @@ def test_suspend_and_resume(cluster: Cluster, env: dict[str, Any]) -> None:
     savepoint = real["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
     taken = Path(urllib.parse.urlsplit(savepoint).path)  # Flink writes "file:/tmp/..."
     assert taken.parent == env["tmp"] / "savepoints" and taken.is_dir(), savepoint
-    # Resume only once the operator has recorded the suspended spec as reconciled (a resume
-    # that raced the end of the suspend's reconcile was seen once in CI: the operator then went
-    # back to the pre-suspend spec, STABLE with the job FINISHED, and never redeployed).
+    # Resume only once the operator has recorded the suspended spec as reconciled and its
+    # reconcile is over (a resume that raced it was seen twice in CI: the operator's status
+    # write conflicted, it went back to the pre-suspend spec, STABLE with the job FINISHED,
+    # and never redeployed; see `Quiet`).
     eventually(lambda: suspend_reconciled(cluster), "the suspend reconciled", TRANSITION)
+    eventually(Quiet(cluster, 4.0), "the operator done with the suspend", TRANSITION)
     # Native mode keeps the JobManager (its job stopped) until the next deployment replaces it.
     patch(cluster, APP, {"spec": {"suspend": False}})
     eventually(lambda: healthy(cluster), "Healthy after resume", CONVERGE)

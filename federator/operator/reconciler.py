@@ -11,7 +11,6 @@ retry, so the caller can back off.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from federator.core.plan import InventoryItem, Observed
 from federator.core.problems import InvalidSpec
 from federator.kube.discovery import Discovered
 from federator.operator.apply import Applying, apply_failure
+from federator.operator.compile_cache import digest
 from federator.operator.finalizer import DeletionIncomplete, Finalizing
 from federator.operator.observe import Observing
 from federator.operator.refusals import Refusing
@@ -41,10 +41,6 @@ __all__ = [
     "apply_failure",
     "ref_of",
 ]
-
-COMPILED_CACHE = 256
-"""Compiled applications kept (by uid, generation, spec and served versions): a child event
-re-reads the application, whose spec has not changed, so it is not compiled again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,33 +188,30 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
         )
 
     def _compile(self, body: Mapping[str, Any]) -> compiler.Compiled:
-        """`compile_application`, memoised on everything it reads: the identity, generation
-        and spec of the application, and the served delegate versions (the settings are fixed
-        for the life of the reconciler). Raises `InvalidSpec` (never cached)."""
+        """`compile_application`, memoised (`compile_cache`) on everything it reads: the
+        identity, generation and spec of the application, its shard, and the served delegate
+        versions (the settings are fixed for the life of the reconciler). Raises `InvalidSpec`
+        (never cached)."""
         served = self._served(body)
         meta = body.get("metadata") or {}
         key = (
-            body.get("apiVersion"),
-            body.get("kind"),
-            meta.get("namespace"),
-            meta.get("name"),
-            meta.get("uid"),
-            meta.get("generation"),
-            sharding.shard_of(body),  # the children's shard label
-            json.dumps(body.get("spec"), sort_keys=True, default=str),
+            digest(
+                [
+                    body.get("apiVersion"),
+                    body.get("kind"),
+                    meta.get("namespace"),
+                    meta.get("name"),
+                    meta.get("uid"),
+                    meta.get("generation"),
+                    sharding.shard_of(body),  # the children's shard label
+                    body.get("spec"),
+                ]
+            ),
             served,
         )
-        with self._lock:
-            hit = self._compiled.get(key)
-            if hit is not None:
-                self._compiled.move_to_end(key)
-                return hit
-        compiled = compiler.compile_application(body, self.settings, served=served)
-        with self._lock:
-            self._compiled[key] = compiled
-            while len(self._compiled) > COMPILED_CACHE:
-                self._compiled.popitem(last=False)
-        return compiled
+        return self.compiled.get(
+            key, lambda: compiler.compile_application(body, self.settings, served=served)
+        )
 
     def _served(self, body: Mapping[str, Any]) -> Any:
         app = model.from_body(body)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from federator.core import compiler, delegates, health, sharding
+from federator.core import delegates, health, sharding
 from federator.core.keys import Key
 from federator.core.settings import Settings
 from federator.kube.client import Kube, ResourceRef, split_api_version
 from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
+from federator.operator.compile_cache import CompileCache
 from federator.operator.fairness import FairPool
 from federator.operator.watch_cache import WatchCache
 
@@ -63,7 +64,7 @@ class ReconcilerState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # resourceVersions of our last write: one per apply, two per create (create, then claim)
     _written: dict[Key, tuple[str, ...]] = field(default_factory=dict)
-    _compiled: OrderedDict[tuple[Any, ...], compiler.Compiled] = field(default_factory=OrderedDict)
+    compiled: CompileCache = field(default_factory=CompileCache)
     cache: WatchCache = field(default_factory=WatchCache)
     on_read: Callable[[str, str], None] | None = None  # (source cache|api, kind), for metrics
     _pool: FairPool = field(default_factory=lambda: FairPool(OBSERVERS, name="observe"))
@@ -73,9 +74,7 @@ class ReconcilerState:
     schemas: CrdSchemaCache | None = None
     """The installed delegate CRDs' schemas, to check each child against before it is
     applied (None: not checked; the API server's answer alone decides)."""
-    _judged: OrderedDict[tuple[Any, ...], health.ChildHealth | None] = field(
-        default_factory=OrderedDict
-    )
+    _judged: OrderedDict[bytes, health.ChildHealth | None] = field(default_factory=OrderedDict)
 
     @property
     def shard(self) -> sharding.Shard:

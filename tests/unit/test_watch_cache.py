@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from federator.core.keys import Key
-from federator.operator.watch_cache import WatchCache
+from federator.operator.watch_cache import WatchCache, compact
 
 KEY = ("KafkaTopic", "kafka", "app.a.out")
 
@@ -132,3 +132,37 @@ def test_kinds_whose_crd_went_away_are_dropped_and_no_longer_trusted(
     assert unknown(trusted, KEY)
     trusted.seen("ADDED", topic("3", name="other"))  # no stale pending write survives either
     assert served(trusted, ("KafkaTopic", "kafka", "other")) == topic("3", name="other")
+
+
+def test_managed_fields_are_kept_without_their_field_sets(cache: WatchCache) -> None:
+    """Who manages an object and how (what claiming a create's fields reads) stays; the field
+    sets, a copy of the whole spec and status, are not kept."""
+    body = topic("1")
+    body["metadata"]["managedFields"] = [
+        {"manager": "federator", "operation": "Update", "fieldsV1": {"f:spec": {"f:x": {}}}},
+        {"manager": "strimzi", "operation": "Update", "subresource": "status", "fieldsV1": {}},
+    ]
+    cache.seen("ADDED", body)
+    got = served(cache, KEY)
+    assert got["metadata"]["managedFields"] == [
+        {"manager": "federator", "operation": "Update"},
+        {"manager": "strimzi", "operation": "Update", "subresource": "status"},
+    ]
+    assert got["status"] == body["status"]
+    assert body["metadata"]["managedFields"][0]["fieldsV1"]  # the event's body is not changed
+
+
+def test_every_lookup_is_the_callers_own_copy(cache: WatchCache) -> None:
+    cache.seen("ADDED", topic("1"))
+    first = served(cache, KEY)
+    first["status"]["conditions"].clear()
+    assert served(cache, KEY) == topic("1")
+
+
+def test_the_stored_text_is_smaller_than_the_body(cache: WatchCache) -> None:
+    """What the cache keeps per object: its compact JSON text, not the parsed dicts."""
+    body = topic("1")
+    body["metadata"]["managedFields"] = [
+        {"manager": "m", "fieldsV1": {"f:spec": {}} | {f"f:k{i}": {} for i in range(100)}}
+    ]
+    assert len(compact(body)) < 200

@@ -23,14 +23,19 @@ class Observing(ReconcilerState):
     def _observe(
         self, kind: str, api_version: str, namespace: str, name: str, *, fresh: bool = False
     ) -> Any:
-        """A child as last streamed to us, else (a cache miss, or `fresh`) by GET."""
-        if not fresh:
-            known, hit = self.cache.lookup((kind, namespace, name))
-            # A version other than the one we write may differ in shape: GET ours instead.
-            if known and (hit is None or hit.get("apiVersion") == api_version):
-                if self.on_read is not None:
-                    self.on_read("cache", kind)
-                return hit
+        """A child as last streamed to us, else (a cache miss) by GET. `fresh` (a restart, the
+        resync after a re-listing): only what kopf's streams have delivered since their latest
+        listing is trusted (`WatchCache.confirmed`), the rest is read by GET: at a restart,
+        what only our priming listed, which kopf's listing has not confirmed yet or which was
+        deleted in between."""
+        key = (kind, namespace, name)
+        known, hit = self.cache.lookup(key)
+        # A version other than the one we write may differ in shape: GET ours instead.
+        usable = known and (hit is None or hit.get("apiVersion") == api_version)
+        if usable and (not fresh or hit is None or self.cache.confirmed(key)):
+            if self.on_read is not None:
+                self.on_read("cache", kind)
+            return hit
         if self.on_read is not None:
             self.on_read("api", kind)
         return self.kube.get(ref_of(kind, api_version, namespace, name))

@@ -163,7 +163,7 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
         return Observation(
             discovered=discovered,
             live=self._read(decide.to_read(compiled.children, inventory, installed), fresh, owner),
-            found=self._find_owned(owner, installed, discovered.served) if listing else [],
+            found=self._owned(owner, installed, discovered.served, fresh=fresh) if listing else [],
             refused=self._refused(compiled.children, discovered),
             external=[
                 (i, self.kube.get(ref_of(i.kind, i.api_version, i.namespace, i.name)))

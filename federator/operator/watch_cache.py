@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from federator.core.keys import Key
+from federator.core.naming import APPLICATION_ANNOTATION
 
 RECENT = 16
 """Versions of an object remembered as already streamed: the echo of our apply, and even a
@@ -74,8 +75,13 @@ class WatchCache:
         self._recent: dict[Key, deque[str]] = {}  # versions streamed lately, newest last
         self._trusted: dict[str, frozenset[str] | None] = {}  # kind -> namespaces (None: all)
         self._kinds: frozenset[str] | None = None  # what keep_kinds last kept
-        self._streamed: set[Key] = set()  # what kopf's streams delivered (and did not delete)
+        # What kopf's streams delivered (and did not delete), with the listing epoch of its
+        # (kind, namespace) when they did: `confirmed`.
+        self._streamed: dict[Key, int] = {}
+        self._epoch: dict[tuple[str, str], int] = {}
         self._relisted: float | None = None  # time.monotonic() of the latest re-listed object
+        self._owners: dict[str, set[Key]] = {}  # owner annotation -> the objects carrying it
+        self._owner_of: dict[Key, str] = {}
 
     @property
     def listed_at(self) -> float | None:
@@ -90,14 +96,67 @@ class WatchCache:
         re-listing that finds no object at all (everything deleted meanwhile) goes unnoticed;
         the restart is then what looks again."""
         key = _key(body)
+        scope = (key[0], key[1])
         with self._lock:
+            epoch = self._epoch.get(scope, 0)
             if event_type is None and key in self._streamed:
                 self._relisted = time.monotonic()
+                if self._streamed[key] == epoch:  # the first object of a new listing
+                    epoch = self._epoch[scope] = epoch + 1
             if event_type == "DELETED":
-                self._streamed.discard(key)
+                self._streamed.pop(key, None)
             else:
-                self._streamed.add(key)
+                self._streamed[key] = epoch
         self.seen(event_type, body)
+
+    def confirmed(self, key: Key) -> bool:
+        """Whether kopf's streams delivered `key` (and not its deletion) since their latest
+        listing of its kind and namespace began: then the cached version is the current one,
+        as far as a watch can tell. Not confirmed: what only our priming listed (kopf's own
+        listing may not have reached it yet, or it was deleted between the two listings), and
+        what a re-listing has not delivered again (deleted while the stream was broken).
+        `lookup` serves both; a reconcile that must not trust a stale entry (a restart, the
+        resync after a re-listing) GETs the unconfirmed ones."""
+        with self._lock:
+            return self._streamed.get(key) == self._epoch.get((key[0], key[1]), 0)
+
+    def owned(self, owner: str, scopes: Iterable[tuple[str, str]]) -> list[dict[str, Any]] | None:
+        """The cached objects whose owner annotation is `owner`, of the (kind, namespace)
+        `scopes`; None unless every scope is trusted (listed at start-up and watched since), so
+        that what an application owns is found without one LIST per kind and namespace."""
+        scopes = set(scopes)
+        with self._lock:
+            for kind, namespace in scopes:
+                if kind not in self._trusted:
+                    return None
+                namespaces = self._trusted[kind]
+                if namespaces is not None and namespace not in namespaces:
+                    return None
+            texts = [
+                self._bodies[k]
+                for k in sorted(self._owners.get(owner, ()))
+                if (k[0], k[1]) in scopes and k in self._bodies
+            ]
+        return [json.loads(t) for t in texts]
+
+    def _index_owner(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        """Keep `_owners` current (under the lock); None: forget `key`."""
+        meta = (body or {}).get("metadata") or {}
+        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+        owner = (annotations or {}).get(APPLICATION_ANNOTATION) if body is not None else None
+        previous = self._owner_of.get(key)
+        if previous == owner:
+            return
+        if previous is not None:
+            keys = self._owners.get(previous)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._owners[previous]
+            del self._owner_of[key]
+        if isinstance(owner, str) and owner:
+            self._owners.setdefault(owner, set()).add(key)
+            self._owner_of[key] = owner
 
     def __len__(self) -> int:
         with self._lock:
@@ -111,10 +170,12 @@ class WatchCache:
                 self._bodies.pop(key, None)
                 self._pending.pop(key, None)
                 self._recent.pop(key, None)
+                self._index_owner(key, None)
                 return
             if self._kinds is not None and key[0] not in self._kinds:
                 return  # a kind the cluster no longer serves (see keep_kinds)
             self._bodies[key] = compact(body)
+            self._index_owner(key, body)
             version = _version(body)
             self._recent.setdefault(key, deque(maxlen=RECENT)).append(version)
             if self._pending.get(key) == version:
@@ -166,6 +227,7 @@ class WatchCache:
             self._kinds = keep
             for key in [k for k in self._bodies if k[0] not in keep]:
                 del self._bodies[key]
+                self._index_owner(key, None)
             for key in [k for k in self._pending if k[0] not in keep]:
                 del self._pending[key]
             for key in [k for k in self._recent if k[0] not in keep]:

@@ -326,3 +326,36 @@ def test_the_verdicts_read_the_reconcilers_clock() -> None:
     story.reconciler.clock = lambda: "2099-01-01T00:00:00Z"
     story.reconcile()
     assert story.children()[SINK]["reason"] == "NoExecutors"
+
+
+# -- restart
+
+
+def test_a_restart_trusts_what_kopf_confirmed_and_finds_orphans_in_its_listing() -> None:
+    """The restart's reconcile (fresh) reads the watch cache where kopf's listing confirmed it
+    and GETs the rest (what only the start-up priming saw: here a child deleted between the two
+    listings, and one kopf has not delivered yet); what a crash left out of the inventory is
+    found in the start-up listing, without a LIST per kind and namespace, and pruned."""
+    story = Story().deployed()
+    kube = story.kube
+    orphan = copy.deepcopy(kube.objects[("deployments", NS, AUDIT)])
+    orphan["metadata"]["name"] = "app-orphan"
+    kube.put(orphan)
+    restarted = Reconciler(
+        kube=kube,  # type: ignore[arg-type]
+        settings=SETTINGS,
+        discovery=AllServed(),  # type: ignore[arg-type]
+        clock=lambda: NOW,
+    )
+    restarted.prime_cache([NS, KAFKA])
+    del kube.objects[("deployments", NS, SRC)]  # deleted after the priming, before kopf's listing
+    for (_plural, _ns, name), body in kube.objects.items():
+        if name != SINK:  # kopf's listing has not delivered the SparkApplication yet
+            restarted.cache.streamed(None, {"apiVersion": "v", **copy.deepcopy(body)})
+    kube.calls.clear()
+    outcome = restarted.reconcile(story.body, fresh=True)
+    assert kube.calls["list"] == 0
+    assert kube.calls["get"] == 2  # app-src and app-sink: not confirmed
+    assert outcome.pruned == ("Deployment/app-orphan",)
+    assert "Deployment/app-src" in outcome.applied  # re-created
+    assert ("deployments", NS, "app-orphan") not in kube.objects

@@ -166,3 +166,66 @@ def test_the_stored_text_is_smaller_than_the_body(cache: WatchCache) -> None:
         {"manager": "m", "fieldsV1": {"f:spec": {}} | {f"f:k{i}": {} for i in range(100)}}
     ]
     assert len(compact(body)) < 200
+
+
+def owned_topic(name: str, owner: str = "team/app", version: str = "1") -> dict[str, Any]:
+    body = topic(version, name=name)
+    body["metadata"]["annotations"] = {"federator.io/application": owner}
+    return body
+
+
+def key_of(name: str) -> Key:
+    return ("KafkaTopic", "kafka", name)
+
+
+def test_only_what_kopfs_streams_delivered_is_confirmed(cache: WatchCache) -> None:
+    """Our start-up priming is not a confirmation: an object deleted between it and kopf's own
+    listing is never streamed again, so a restart's reconcile must GET what is unconfirmed."""
+    cache.seen(None, owned_topic("primed-only"))  # priming
+    cache.seen(None, owned_topic("listed-by-kopf"))
+    cache.streamed(None, owned_topic("listed-by-kopf"))  # kopf's first listing
+    assert not cache.confirmed(key_of("primed-only"))
+    assert served(cache, key_of("primed-only"))  # still served to reconciles that trust it
+    assert cache.confirmed(key_of("listed-by-kopf"))
+    assert cache.listed_at is None  # kopf's first listing is not a re-listing
+    cache.streamed("DELETED", owned_topic("listed-by-kopf"))
+    assert not cache.confirmed(key_of("listed-by-kopf"))
+
+
+def test_a_relisting_confirms_only_what_it_delivers_again(cache: WatchCache) -> None:
+    """After a broken stream kopf lists again: whatever it does not deliver again was deleted
+    meanwhile (no DELETED event comes for it), so it is no longer confirmed."""
+    for name in ("a", "b", "c"):
+        cache.streamed("ADDED", owned_topic(name))
+    for name in ("a", "c"):  # b was deleted while the stream was broken
+        cache.streamed(None, owned_topic(name, version="2"))
+    assert cache.listed_at is not None
+    assert cache.confirmed(key_of("a")) and cache.confirmed(key_of("c"))
+    assert not cache.confirmed(key_of("b"))
+    cache.streamed("MODIFIED", owned_topic("d"))  # new objects after it are confirmed
+    assert cache.confirmed(key_of("d"))
+    for name in ("a", "c", "d"):  # a second re-listing
+        cache.streamed(None, owned_topic(name, version="3"))
+    assert all(cache.confirmed(key_of(n)) for n in ("a", "c", "d"))
+    assert not cache.confirmed(key_of("b"))
+
+
+def test_what_an_application_owns_is_found_where_the_cache_is_trusted(trusted: WatchCache) -> None:
+    trusted.seen(None, owned_topic("mine-1"))
+    trusted.seen("ADDED", owned_topic("mine-2"))
+    trusted.seen("ADDED", owned_topic("theirs", owner="team/other"))
+    trusted.seen("ADDED", owned_topic("unowned", owner=""))
+    scopes = [("KafkaTopic", "kafka"), ("Deployment", "team")]
+    found = trusted.owned("team/app", scopes)
+    assert [b["metadata"]["name"] for b in found or []] == ["mine-1", "mine-2"]
+    assert trusted.owned("team/app", [("KafkaTopic", "elsewhere")]) is None  # not listed there
+    assert trusted.owned("team/app", [("SparkApplication", "team")]) is None  # kind not listed
+    trusted.seen("MODIFIED", owned_topic("mine-2", owner="team/other"))  # re-annotated
+    trusted.seen("DELETED", owned_topic("mine-1"))
+    assert trusted.owned("team/app", scopes) == []
+    assert [b["metadata"]["name"] for b in trusted.owned("team/other", scopes) or []] == [
+        "mine-2",
+        "theirs",
+    ]
+    trusted.keep_kinds(["Deployment"])  # the KafkaTopic CRD went away
+    assert trusted.owned("team/other", [("Deployment", "team")]) == []

@@ -24,12 +24,11 @@ from typing import Any
 import jsonschema
 from jsonschema.protocols import Validator
 
-from federator.core import delegates, deploymentschema, imageref, naming, openapi, plainyaml
-from federator.core.delegates import Delegate, TargetApis
+from federator.core import delegates, deploymentschema, imageref, naming, openapi
+from federator.core.delegates import Delegate, TargetApis, specschemas
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
-from federator.core.resources import delegate_crds_dir
 from federator.core.settings import Settings
 
 _TYPE_NAMES = {
@@ -83,35 +82,17 @@ def _validator(kind: str) -> Validator:
 
 
 def spec_schema(delegate: Delegate) -> Mapping[str, Any]:
-    """The OpenAPI schema of the delegate's `spec`, for the version federator writes."""
+    """The OpenAPI schema of the delegate's `spec`, for the version federator writes: its own,
+    else the one extracted from the vendored CRDs (`delegates.specschemas`)."""
     if delegate.spec_schema is not None:
         return delegate.spec_schema
-    schema = _vendored_crd_schemas(delegate.crd_name).get(
-        (delegate.group, delegate.versions[0], delegate.kind)
-    )
-    spec = schema.get("properties", {}).get("spec") if schema else None
+    spec = specschemas.load().get(specschemas.key(delegate))
     if not isinstance(spec, Mapping):
         raise LookupError(
             f"federator's vendored CRDs have no {delegate.api_version()} {delegate.kind} "
             f"({delegate.crd_name}); reinstall federator"
         )
     return spec
-
-
-@cache
-def _vendored_crd_schemas(crd_name: str) -> Mapping[tuple[str, str, str], Mapping[str, Any]]:
-    """The schemas of one CRD shipped with federator (package data, read like the templates).
-    Only files naming that CRD are parsed: the folder holds megabytes of other kinds."""
-    named = re.compile(rf"^\s*name:\s*([\"']?){re.escape(crd_name)}\1\s*$", re.MULTILINE)
-    out: dict[tuple[str, str, str], Mapping[str, Any]] = {}
-    for path in sorted(delegate_crds_dir().glob("*.crd.yaml")):
-        text = path.read_text(encoding="utf-8")
-        if not named.search(text):
-            continue
-        for doc in plainyaml.load_all(text):
-            if isinstance(doc, Mapping) and doc.get("metadata", {}).get("name") == crd_name:
-                out.update(openapi.crd_versions(doc))
-    return out
 
 
 def _partial(node: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 from jsonschema.protocols import Validator
 
-from federator.core import delegates, deploymentschema, imageref, naming, openapi
+from federator.core import delegates, deploymentschema, imageref, naming, openapi, quickcheck
 from federator.core.delegates import Delegate, TargetApis, specschemas
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
@@ -71,6 +71,9 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> Iterator[Problem]:
+    quick = _certainly_valid(delegate.kind)
+    if quick is not None and quick(block):
+        return
     errors = _validator(delegate.kind).iter_errors(block)
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         yield _type_problem(error, delegate, base)
@@ -79,6 +82,11 @@ def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> I
 @cache
 def _validator(kind: str) -> Validator:
     return openapi.validator_for(_partial(spec_schema(delegates.BY_KIND[kind])))
+
+
+@cache
+def _certainly_valid(kind: str) -> quickcheck.Check | None:
+    return quickcheck.compile(_validator(kind).schema)
 
 
 def spec_schema(delegate: Delegate) -> Mapping[str, Any]:

@@ -18,7 +18,16 @@ from typing import Any
 import jsonschema
 from jsonschema.protocols import Validator
 
-from federator.core import blockcheck, limits, model, openapi, plainyaml, topicpolicy, topology
+from federator.core import (
+    blockcheck,
+    limits,
+    model,
+    openapi,
+    plainyaml,
+    quickcheck,
+    topicpolicy,
+    topology,
+)
 from federator.core.appkind import API_VERSION, KIND
 from federator.core.delegates import FLINK_APPLICATION, TargetApis
 from federator.core.model import Application, Runtime
@@ -94,9 +103,18 @@ def _schema_problem(error: jsonschema.ValidationError) -> Problem:
     return Problem(path=path, code=Code.SCHEMA, message=error.message)
 
 
+@lru_cache(maxsize=1)
+def _certainly_valid() -> quickcheck.Check | None:
+    return quickcheck.compile(_validator().schema)
+
+
 def schema_problems(body: Mapping[str, Any]) -> list[Problem]:
-    """Shape problems against the CRD schema (status is the operator's, never validated here)."""
+    """Shape problems against the CRD schema (status is the operator's, never validated here).
+    A valid body, the common case, is recognised by `quickcheck` at a tenth of the cost."""
     subject = {k: v for k, v in body.items() if k != "status"}
+    quick = _certainly_valid()
+    if quick is not None and quick(subject):
+        return []
     errors = sorted(_validator().iter_errors(subject), key=lambda e: list(map(str, e.path)))
     return [_schema_problem(e) for e in errors]
 

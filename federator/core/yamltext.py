@@ -7,9 +7,9 @@ per scalar to resolve its tag: a quarter of the command's time. The children are
 repeat, so this module writes the text itself and remembers each string's rendering.
 
 It covers only what it writes byte for byte as `yaml.safe_dump_all(docs, sort_keys=False,
-default_flow_style=False)` with libyaml's emitter writes it: block collections, `{}` and `[]` for empty
-ones, printable ASCII strings (plain, or single-quoted when plain would read back as another type
-or is not allowed there), folded at PyYAML's width of 80 columns like libyaml folds them.
+default_flow_style=False)` with libyaml's emitter writes it: block collections, `{}` and `[]`
+for empty ones, printable ASCII strings (plain, or single-quoted when plain would read back as
+another type or is not allowed there), folded at PyYAML's width of 80 columns as libyaml folds.
 Anything else (another type, a non-ASCII or control character, a key that is not a short
 string, an object appearing twice, which PyYAML writes as an anchor and alias) makes `stream`
 answer None, and the caller writes the whole stream with PyYAML instead.

@@ -19,10 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
-from typing import Any
-
-import jsonschema
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from federator.core import delegates, deploymentschema, imageref, naming, openapi, quickcheck
 from federator.core.delegates import Delegate, TargetApis, specschemas
@@ -30,6 +27,10 @@ from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
 from federator.core.settings import Settings
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.protocols import Validator
 
 _TYPE_NAMES = {
     "object": "an object (a mapping of fields)",
@@ -80,13 +81,21 @@ def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> I
 
 
 @cache
+def _json_schema(kind: str) -> Mapping[str, Any]:
+    converted: Mapping[str, Any] = openapi.to_json_schema(
+        _partial(spec_schema(delegates.BY_KIND[kind]))
+    )
+    return converted
+
+
+@cache
 def _validator(kind: str) -> Validator:
-    return openapi.validator_for(_partial(spec_schema(delegates.BY_KIND[kind])))
+    return openapi.json_schema_validator(_json_schema(kind))
 
 
 @cache
 def _certainly_valid(kind: str) -> quickcheck.Check | None:
-    return quickcheck.compile(_validator(kind).schema)
+    return quickcheck.compile(_json_schema(kind))
 
 
 def spec_schema(delegate: Delegate) -> Mapping[str, Any]:
@@ -165,6 +174,8 @@ def _expected_types(error: jsonschema.ValidationError) -> list[str]:
         value = error.validator_value
         return [value] if isinstance(value, str) else [str(v) for v in value]
     if error.validator == "anyOf" and isinstance(error.validator_value, list):
+        import jsonschema  # imported by the error's validator already
+
         types = [s.get("type") for s in error.validator_value if isinstance(s, Mapping)]
         wrong_type = all(
             isinstance(t, str)

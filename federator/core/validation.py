@@ -13,10 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import jsonschema
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from federator.core import (
     blockcheck,
@@ -34,6 +31,10 @@ from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
 from federator.core.settings import FlinkOperator, Settings
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.protocols import Validator
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -58,9 +59,15 @@ def application_crd() -> Mapping[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Validator:
+def _json_schema() -> Mapping[str, Any]:
     (schema,) = openapi.crd_versions(application_crd()).values()
-    return openapi.validator_for(schema)
+    converted: Mapping[str, Any] = openapi.to_json_schema(schema)
+    return converted
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Validator:
+    return openapi.json_schema_validator(_json_schema())
 
 
 def _schema_problem(error: jsonschema.ValidationError) -> Problem:
@@ -105,7 +112,7 @@ def _schema_problem(error: jsonschema.ValidationError) -> Problem:
 
 @lru_cache(maxsize=1)
 def _certainly_valid() -> quickcheck.Check | None:
-    return quickcheck.compile(_validator().schema)
+    return quickcheck.compile(_json_schema())
 
 
 def schema_problems(body: Mapping[str, Any]) -> list[Problem]:

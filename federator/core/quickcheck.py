@@ -44,6 +44,8 @@ def compile(schema: Any) -> Check | None:
             return root(instance)
         except _Unsupported:  # met below, where the schema is compiled on first use
             return False
+        except RecursionError:  # a deeply nested instance: jsonschema decides, as it did
+            return False
 
     return certainly_valid
 

@@ -3,8 +3,9 @@
 Aspects: on plain data (what YAML and JSON give) its verdict is jsonschema's `is_valid`, keyword
 by keyword and on hypothesis-mutated Applications and runtime blocks against the real schemas
 (the Application CRD, the delegates' spec schemas); where it doubts (a number type it does not
-know, an enum of non-strings, a keyword it does not compile) it answers False, so jsonschema
-decides; the schemas federator validates with all compile, so the quick path is taken.
+know, an enum of non-strings, a keyword it does not compile, an instance nested past the
+recursion limit) it answers False, so jsonschema decides; the schemas federator validates with
+all compile, so the quick path is taken.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ DOUBTS: dict[str, tuple[dict[str, Any], Any]] = {
 @pytest.mark.parametrize(("schema", "instance"), list(DOUBTS.values()), ids=list(DOUBTS))
 def test_a_doubt_is_left_to_jsonschema(schema: dict[str, Any], instance: Any) -> None:
     assert jsonschema.Draft7Validator(schema).is_valid(instance)
+    quick = quickcheck.compile(schema)
+    assert quick is not None and quick(instance) is False
+
+
+def test_an_instance_nested_past_the_recursion_limit_is_a_doubt() -> None:
+    schema: dict[str, Any] = {"type": "object"}
+    instance: dict[str, Any] = {}
+    for _ in range(sys.getrecursionlimit() + 10):
+        schema = {"type": "object", "properties": {"a": schema}}
+        instance = {"a": instance}
     quick = quickcheck.compile(schema)
     assert quick is not None and quick(instance) is False
 

@@ -19,18 +19,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.protocols import Validator
-
-from federator.core import delegates, deploymentschema, imageref, naming, openapi, plainyaml
-from federator.core.delegates import Delegate, TargetApis
+from federator.core import delegates, deploymentschema, imageref, naming, openapi, quickcheck
+from federator.core.delegates import Delegate, TargetApis, specschemas
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.render import delegate_for
-from federator.core.resources import delegate_crds_dir
 from federator.core.settings import Settings
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.protocols import Validator
 
 _TYPE_NAMES = {
     "object": "an object (a mapping of fields)",
@@ -72,46 +72,44 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> Iterator[Problem]:
+    quick = _certainly_valid(delegate.kind)
+    if quick is not None and quick(block):
+        return
     errors = _validator(delegate.kind).iter_errors(block)
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         yield _type_problem(error, delegate, base)
 
 
 @cache
+def _json_schema(kind: str) -> Mapping[str, Any]:
+    converted: Mapping[str, Any] = openapi.to_json_schema(
+        _partial(spec_schema(delegates.BY_KIND[kind]))
+    )
+    return converted
+
+
+@cache
 def _validator(kind: str) -> Validator:
-    return openapi.validator_for(_partial(spec_schema(delegates.BY_KIND[kind])))
+    return openapi.json_schema_validator(_json_schema(kind))
+
+
+@cache
+def _certainly_valid(kind: str) -> quickcheck.Check | None:
+    return quickcheck.compile(_json_schema(kind))
 
 
 def spec_schema(delegate: Delegate) -> Mapping[str, Any]:
-    """The OpenAPI schema of the delegate's `spec`, for the version federator writes."""
+    """The OpenAPI schema of the delegate's `spec`, for the version federator writes: its own,
+    else the one extracted from the vendored CRDs (`delegates.specschemas`)."""
     if delegate.spec_schema is not None:
         return delegate.spec_schema
-    schema = _vendored_crd_schemas(delegate.crd_name).get(
-        (delegate.group, delegate.versions[0], delegate.kind)
-    )
-    spec = schema.get("properties", {}).get("spec") if schema else None
+    spec = specschemas.load().get(specschemas.key(delegate))
     if not isinstance(spec, Mapping):
         raise LookupError(
             f"federator's vendored CRDs have no {delegate.api_version()} {delegate.kind} "
             f"({delegate.crd_name}); reinstall federator"
         )
     return spec
-
-
-@cache
-def _vendored_crd_schemas(crd_name: str) -> Mapping[tuple[str, str, str], Mapping[str, Any]]:
-    """The schemas of one CRD shipped with federator (package data, read like the templates).
-    Only files naming that CRD are parsed: the folder holds megabytes of other kinds."""
-    named = re.compile(rf"^\s*name:\s*([\"']?){re.escape(crd_name)}\1\s*$", re.MULTILINE)
-    out: dict[tuple[str, str, str], Mapping[str, Any]] = {}
-    for path in sorted(delegate_crds_dir().glob("*.crd.yaml")):
-        text = path.read_text(encoding="utf-8")
-        if not named.search(text):
-            continue
-        for doc in plainyaml.load_all(text):
-            if isinstance(doc, Mapping) and doc.get("metadata", {}).get("name") == crd_name:
-                out.update(openapi.crd_versions(doc))
-    return out
 
 
 def _partial(node: Any) -> Any:
@@ -176,6 +174,8 @@ def _expected_types(error: jsonschema.ValidationError) -> list[str]:
         value = error.validator_value
         return [value] if isinstance(value, str) else [str(v) for v in value]
     if error.validator == "anyOf" and isinstance(error.validator_value, list):
+        import jsonschema  # imported by the error's validator already
+
         types = [s.get("type") for s in error.validator_value if isinstance(s, Mapping)]
         wrong_type = all(
             isinstance(t, str)

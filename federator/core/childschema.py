@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from federator.core import openapi
 from federator.core.problems import Code, Problem, format_path
 from federator.core.render import Child
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 CORE_GROUPS = frozenset({"", "apps"})  # built-in kinds: validated by the API server itself
 

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 KUBERNETES_VERSION = "1.36"
@@ -58,6 +59,8 @@ class Violation:
 def _map(value: Any) -> Mapping[str, Any]:
     if type(value) is dict:  # the common case, without the ABC check (runs per field read)
         return value
+    if value is None:  # the next most common: an unset field
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 
@@ -104,12 +107,22 @@ class _Container:
         return f"container {_show(self.name)}"
 
 
-def _containers(spec: Mapping[str, Any]) -> Iterator[_Container]:
+def _containers(spec: Mapping[str, Any]) -> Sequence[_Container]:
     """Every container the pod runs, in upstream's order: init, regular, ephemeral."""
-    for field in ("initContainers", "containers", "ephemeralContainers"):
-        for i, item in enumerate(_items(spec.get(field))):
-            body = _map(item)
-            yield _Container(("spec", field, i), str(body.get("name", f"#{i}")), body)
+    if type(spec) is _Spec:
+        return spec.containers
+    return [
+        _Container(("spec", field, i), str(body.get("name", f"#{i}")), body)
+        for field in ("initContainers", "containers", "ephemeralContainers")
+        for i, body in enumerate(map(_map, _items(spec.get(field))))
+    ]
+
+
+class _Spec(dict[str, Any]):
+    """A pod spec read by `check`, with its containers listed once: each of the checks walks
+    them, and a compile checks thousands of pods."""
+
+    containers: Sequence[_Container] = ()
 
 
 def _pod_security(spec: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -671,9 +684,10 @@ CONTROLS: tuple[Control, ...] = (
 )
 
 
+@cache
 def controls(level: Level) -> tuple[Control, ...]:
     """The checks a level runs: none for privileged; baseline's; restricted's plus the
-    baseline checks no restricted check replaces."""
+    baseline checks no restricted check replaces. (Remembered: asked once per pod.)"""
     if level is Level.PRIVILEGED:
         return ()
     chosen = [c for c in CONTROLS if c.level is Level.BASELINE or level is Level.RESTRICTED]
@@ -685,6 +699,8 @@ def check(template: Mapping[str, Any], level: Level) -> list[Violation]:
     """Every violation of `level` in a pod template (`{"metadata": ..., "spec": ...}`, as in a
     Deployment's `spec.template`), ordered by path."""
     meta = _map(template.get("metadata"))
-    spec = _map(template.get("spec"))
+    raw = _map(template.get("spec"))
+    spec = _Spec(raw)
+    spec.containers = _containers(raw)
     found = [v for control in controls(level) for v in control.check(meta, spec)]
     return sorted(set(found), key=lambda v: (tuple(map(str, v.path)), v.rule))

@@ -36,6 +36,7 @@ TOPIC_WAVE = 0
 STREAMLET_WAVE = 1
 
 _TOKEN_PREFIX = "\x00federator-value-"  # a NUL never survives a YAML text of ours unnoticed
+_TOKEN_JSON = json.dumps(_TOKEN_PREFIX)[:-1]  # the token as a JSON string, without its end
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -72,7 +73,7 @@ class _Tokens:
 
     def token(self, value: Any) -> str:
         self.values.append(value)
-        return json.dumps(f"{_TOKEN_PREFIX}{len(self.values) - 1}")
+        return f'{_TOKEN_JSON}{len(self.values) - 1}"'  # json.dumps of the token, done once
 
 
 _local = threading.local()
@@ -104,6 +105,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_finalize,
+        auto_reload=False,  # package data: no stat of the file for each of thousands of children
     )
     env.filters["data"] = _data
     return env
@@ -131,6 +133,13 @@ def _copy(value: Any) -> Any:
 
 
 def _substitute(node: Any, values: Sequence[Any]) -> Any:
+    cls = type(node)  # the skeleton's plain types first, without the isinstance chain
+    if cls is dict:
+        return {k: _substitute(v, values) for k, v in node.items()}
+    if cls is list:
+        return [_substitute(v, values) for v in node]
+    if cls is str and not node.startswith(_TOKEN_PREFIX):
+        return node
     if isinstance(node, str):
         if node.startswith(_TOKEN_PREFIX):
             return _copy(values[int(node[len(_TOKEN_PREFIX) :])])

@@ -13,18 +13,28 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.protocols import Validator
-
-from federator.core import blockcheck, limits, model, openapi, plainyaml, topicpolicy, topology
+from federator.core import (
+    blockcheck,
+    limits,
+    model,
+    openapi,
+    plainyaml,
+    quickcheck,
+    topicpolicy,
+    topology,
+)
 from federator.core.appkind import API_VERSION, KIND
 from federator.core.delegates import FLINK_APPLICATION, TargetApis
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
 from federator.core.settings import FlinkOperator, Settings
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.protocols import Validator
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -49,9 +59,15 @@ def application_crd() -> Mapping[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> Validator:
+def _json_schema() -> Mapping[str, Any]:
     (schema,) = openapi.crd_versions(application_crd()).values()
-    return openapi.validator_for(schema)
+    converted: Mapping[str, Any] = openapi.to_json_schema(schema)
+    return converted
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Validator:
+    return openapi.json_schema_validator(_json_schema())
 
 
 def _schema_problem(error: jsonschema.ValidationError) -> Problem:
@@ -94,9 +110,18 @@ def _schema_problem(error: jsonschema.ValidationError) -> Problem:
     return Problem(path=path, code=Code.SCHEMA, message=error.message)
 
 
+@lru_cache(maxsize=1)
+def _certainly_valid() -> quickcheck.Check | None:
+    return quickcheck.compile(_json_schema())
+
+
 def schema_problems(body: Mapping[str, Any]) -> list[Problem]:
-    """Shape problems against the CRD schema (status is the operator's, never validated here)."""
+    """Shape problems against the CRD schema (status is the operator's, never validated here).
+    A valid body, the common case, is recognised by `quickcheck` at a tenth of the cost."""
     subject = {k: v for k, v in body.items() if k != "status"}
+    quick = _certainly_valid()
+    if quick is not None and quick(subject):
+        return []
     errors = sorted(_validator().iter_errors(subject), key=lambda e: list(map(str, e.path)))
     return [_schema_problem(e) for e in errors]
 

@@ -229,6 +229,8 @@ def test_wheel_carries_every_data_folder(tmp_path: Path, pyproject: dict[str, An
         assert expected, f"{source}/ is empty"
         assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
     assert "federator/cli/main.py" in names
+    # Generated package data read at run time (the delegates' spec schemas, for blockcheck).
+    assert "federator/core/delegates/spec_schemas.json" in names
 
 
 def _hadolint() -> str | None:

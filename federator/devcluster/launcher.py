@@ -62,6 +62,9 @@ from federator.devcluster.processes import (
 
 __all__ = ["ControlPlane", "ControlPlaneError", "crd_documents", "running"]
 
+KWOK_STARTS = 3
+"""Starts of kwok before the control plane gives up (`ControlPlane._start_kwok`)."""
+
 
 def crd_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """Every CustomResourceDefinition in the given files/directories (YAML or JSON, multi-doc),
@@ -315,6 +318,31 @@ class ControlPlane:
         pids = "\n".join(f"{p.name} {p.popen.pid}" for p in self._procs)
         (self.layout.workdir / "pids").write_text(pids + "\n")
 
+    def _start_kwok(self, left: Callable[[], float]) -> None:
+        """kwok and its fake node, Ready. kwok v0.8.0 can die as it starts ("fatal error:
+        concurrent map writes" in its CEL set-up, seen once in ~100 starts on a loaded machine):
+        a kwok that exits before the node is Ready is started again, up to `KWOK_STARTS` times."""
+        for attempt in range(1, KWOK_STARTS + 1):
+            self._spawn("kwok", kwok_args(self.layout, self.bin_dir / KWOK_STAGES))
+            status, body = self.request("POST", "/api/v1/nodes", fake_node())
+            if status >= 300 and status != 409:  # 409: created by the previous attempt
+                raise ControlPlaneError(
+                    f"creating the fake node failed ({status}): {_message(body)}"
+                )
+            try:
+                self._wait(
+                    f"node {FAKE_NODE} Ready",
+                    lambda: node_ready(self.request("GET", f"/api/v1/nodes/{FAKE_NODE}")[1]),
+                    left(),
+                    component="kwok",
+                )
+                return
+            except ControlPlaneError:
+                kwok = self._procs[-1]
+                if attempt == KWOK_STARTS or kwok.popen.poll() is None:
+                    raise  # not kwok's start-up crash, or no try left
+                self._procs.pop()
+
     def _check_alive(self) -> None:
         for proc in self._procs:
             code = proc.popen.poll()
@@ -388,18 +416,7 @@ class ControlPlane:
         if "kube-scheduler" in self.components:
             self._spawn("kube-scheduler", scheduler_args(layout))
         if "kwok" in self.components:
-            self._spawn("kwok", kwok_args(layout, self.bin_dir / KWOK_STAGES))
-            status, body = self.request("POST", "/api/v1/nodes", fake_node())
-            if status >= 300:
-                raise ControlPlaneError(
-                    f"creating the fake node failed ({status}): {_message(body)}"
-                )
-            self._wait(
-                f"node {FAKE_NODE} Ready",
-                lambda: node_ready(self.request("GET", f"/api/v1/nodes/{FAKE_NODE}")[1]),
-                left(),
-                component="kwok",
-            )
+            self._start_kwok(left)
         if "kube-controller-manager" in self.components:
             self._wait(
                 "the default ServiceAccount (controllers running)",

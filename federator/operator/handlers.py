@@ -2,8 +2,8 @@
 
 - Application created (from its ADDED event, unless its topics need the finalizer first),
   changed (spec), resumed after a restart, or its resync timer fired: kick its worker (a
-  debounced, level-based reconcile). Resyncs are spread over the period and read the watch
-  cache (`resync`).
+  debounced, level-based reconcile). Resyncs are one paced queue (`resyncs`), spread over the
+  period, and read the watch cache (`resync`).
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
   cache (reconciles read children from there) and kick the application named by its
   `federator.io/application` annotation, so health follows the delegates (except the echo of
@@ -31,9 +31,10 @@ from federator.core.settings import Settings
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
 from federator.kube.client import KubeError
-from federator.operator import resync, sharding
+from federator.operator import memory, resync, sharding
 from federator.operator.diffbase import DigestDiffBase
 from federator.operator.reconciler import DeletionIncomplete, Reconciler
+from federator.operator.resyncs import Resyncs
 from federator.operator.workers import MAX_BACKOFF, Workers
 
 FINALIZER = "federator.io/finalizer"
@@ -121,39 +122,18 @@ def build_registry(
     its cache would age."""
     registry = kopf.OperatorRegistry()
 
-    @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        # kopf watches with the very identity our API client uses (one source of credentials).
-        return connection_info(workers.kube.api.configuration)
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings, reconciler.shard)
-        workers.turns.reopen()  # closed by the cleanup of a machinery that failed (`run`)
-        if prime:
-            # Before kopf's watches start (they start once the start-up handlers are done).
-            await asyncio.to_thread(reconciler.prime_cache, namespaces)
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await workers.stop()
+    resyncs = _register_lifecycle(
+        registry, workers, reconciler, settings, namespaces=namespaces, prime=prime
+    )
 
     async def kick(namespace: str | None, name: str | None, **_: Any) -> None:
         if namespace and name:
             workers.kick(namespace, name)
 
     async def kick_fresh(namespace: str | None, name: str | None, **_: Any) -> None:
-        # A restart: look at every child with a GET, not at the watch cache.
+        # A restart: GET what kopf's own listing has not confirmed in the watch cache.
         if namespace and name:
             workers.kick(namespace, name, fresh=True)
-
-    period = settings.operator.resync_seconds
-
-    async def kick_resync(namespace: str | None, name: str | None, **_: Any) -> None:
-        # From the watch cache, unless a watch re-listed within the period (`resync.fresh`).
-        if namespace and name:
-            fresh = resync.fresh(reconciler.cache.listed_at, time.monotonic(), period)
-            workers.kick(namespace, name, fresh=fresh)
 
     early: set[tuple[str, str]] = set()  # new applications kicked from their ADDED event
 
@@ -163,7 +143,12 @@ def build_registry(
     ) -> None:
         # Every version of the application, for the reconcile to read (kopf calls event
         # handlers before its creation, update and deletion handlers, which kick it).
-        workers.apps.seen((event or {}).get("type"), (event or {}).get("object") or dict(body))
+        event_type = (event or {}).get("type")
+        workers.apps.seen(event_type, (event or {}).get("object") or dict(body))
+        if namespace and event_type == "DELETED":
+            resyncs.remove(namespace, name)
+        elif namespace:
+            resyncs.add(namespace, name, (body.get("metadata") or {}).get("uid"))
         # A new application starts deploying from its ADDED event, not from kopf's creation
         # handler, which runs only after kopf's finalizer round trip. Not under
         # deletionPolicy Delete: its topics, in another namespace, may only be created once the
@@ -188,16 +173,6 @@ def build_registry(
 
     kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(kick_fresh)
     kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile", field="spec")(kick)
-    kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        id="resync",
-        interval=period,
-        sharp=True,  # on the application's own point of the period, however long the kick
-        initial_delay=resync.initial_delay(period),
-    )(kick_resync)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="finalize")
     async def finalize(
@@ -214,6 +189,54 @@ def build_registry(
 
     _register_children(registry, workers, reconciler)
     return registry
+
+
+def _register_lifecycle(
+    registry: kopf.OperatorRegistry,
+    workers: Workers,
+    reconciler: Reconciler,
+    settings: Settings,
+    *,
+    namespaces: Sequence[str],
+    prime: bool,
+) -> Resyncs:
+    """Login, start-up (kopf's settings, the cache primed, the resync queue started) and
+    cleanup; returns the resync queue the Application events feed."""
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf watches with the very identity our API client uses (one source of credentials).
+        return connection_info(workers.kube.api.configuration)
+
+    period = settings.operator.resync_seconds
+
+    def kick_resync(namespace: str, name: str) -> None:
+        # From the watch cache, unless a watch re-listed within the period (`resync.fresh`).
+        fresh = resync.fresh(reconciler.cache.listed_at, time.monotonic(), period)
+        workers.kick(namespace, name, fresh=fresh)
+
+    resyncs = Resyncs(period, kick_resync)
+    running: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, reconciler.shard)
+        workers.turns.reopen()  # closed by the cleanup of a machinery that failed (`run`)
+        if prime:
+            # Before kopf's watches start (they start once the start-up handlers are done).
+            await asyncio.to_thread(reconciler.prime_cache, namespaces)
+        running.append(asyncio.create_task(resyncs.run(), name="federator:resyncs"))
+        running.append(asyncio.create_task(memory.trim_every(), name="federator:trim"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        running.clear()
+        await workers.stop()
+
+    return resyncs
 
 
 def _register_children(

@@ -23,8 +23,6 @@ Pure: no clock, no I/O; the handlers pass the times in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
 
 
 def offset(key: str, period: float) -> float:
@@ -32,17 +30,6 @@ def offset(key: str, period: float) -> float:
     application, uniform over keys (SHA-256, not Python's per-process salted hash)."""
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * period
-
-
-def initial_delay(period: float) -> Callable[..., float]:
-    """kopf's `initial_delay` for the resync timer (kopf calls it with the object's kwargs)."""
-
-    def delay(
-        uid: str | None = None, namespace: str | None = None, name: str | None = None, **_: Any
-    ) -> float:
-        return offset(uid or f"{namespace}/{name}", period)
-
-    return delay
 
 
 def fresh(listed_at: float | None, now: float, period: float) -> bool:

@@ -27,6 +27,7 @@ from federator.kube.client import Kube
 from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
+from federator.operator import memory
 from federator.operator.fairness import Turns
 from federator.operator.handlers import build_registry
 from federator.operator.reconciler import OBSERVERS, Reconciler
@@ -147,6 +148,7 @@ def run(
     only the highest priority works; kopf's default priority is 0 for all, which pauses every
     replica, so each process picks a distinct random one unless told."""
     configure_logging(verbose)
+    memory.limit_arenas()  # before any thread starts
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
     kube = Kube(api_client(kubeconfig), instance=Shard(settings.sharding.shard).identity)

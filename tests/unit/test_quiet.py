@@ -3,15 +3,14 @@ per-event log lines at DEBUG, a connection per thread, a clean stop on repeated 
 
 Aspects covered:
 - resync offsets: deterministic per uid, within the period, spread evenly over it for 1,000
-  applications created together (no minute with far more than its share); kopf's callable
-  `initial_delay` uses the uid (namespace/name without one);
+  applications created together (no minute with far more than its share);
 - a resync GETs (fresh) only within one period after a watch re-listed; the watch cache
   records when kopf listed an object it had already streamed (not its first listing);
 - logging: kopf's "Handler ... succeeded" lines are dropped at INFO, kept as DEBUG with -v;
   its warnings pass; federator's own lines are untouched;
 - the connection pool covers every thread that may use the client at once;
 - `operate`: a second SIGTERM while stopping is an INFO line, not an InvalidStateError;
-- the wiring: the resync timer starts at the uid's offset, sharp, and kicks from the cache.
+- the wiring: one resync queue (no kopf timer), whose kick reads from the cache.
 """
 
 from __future__ import annotations
@@ -64,13 +63,6 @@ def test_applications_created_together_resync_spread_over_the_period(
     share = n / buckets
     assert max(counts) <= (1 + slack) * share, counts
     assert min(counts) >= (1 - slack) * share, counts
-
-
-def test_kopf_initial_delay_uses_the_uid() -> None:
-    delay = resync.initial_delay(PERIOD)
-    uid = uids(1)[0]
-    assert delay(uid=uid, name="a", namespace="ns", body={}) == resync.offset(uid, PERIOD)
-    assert delay(uid=None, name="a", namespace="ns") == resync.offset("ns/a", PERIOD)
 
 
 @pytest.mark.parametrize(
@@ -199,35 +191,38 @@ def test_a_second_signal_while_stopping_is_not_an_error(caplog: pytest.LogCaptur
     assert not any("InvalidStateError" in m for _, m in messages)
 
 
-def test_the_resync_timer_is_spread_by_uid_and_reads_the_cache() -> None:
-    """The wiring: kopf's resync timer starts at the application's offset and stays on its
-    grid; its kick trusts the watch cache unless a watch listed within the period."""
+def test_resyncs_are_one_queue_that_reads_the_cache() -> None:
+    """The wiring: no kopf timer per application (each kept a task and a copy of the body);
+    the resync queue's kick trusts the watch cache unless a watch listed within the period."""
     from types import SimpleNamespace
 
     from federator.core.settings import Settings
-    from federator.operator.handlers import build_registry
+    from federator.operator import handlers
 
     kicks: list[tuple[str, str, bool]] = []
     cache = WatchCache()
     fake_workers = SimpleNamespace(
         kick=lambda ns, name, fresh=False: kicks.append((ns, name, fresh))
     )
-    registry = build_registry(
+    registry = handlers.build_registry(
         fake_workers,  # type: ignore[arg-type]
         SimpleNamespace(cache=cache),  # type: ignore[arg-type]
         Settings(),
     )
-    (timer,) = [h for h in registry._spawning.get_all_handlers() if h.id == "resync"]
-    assert timer.interval == Settings().operator.resync_seconds and timer.sharp
-    uid = uids(1)[0]
-    assert callable(timer.initial_delay)
-    assert timer.initial_delay(uid=uid, name="a", namespace="ns") == resync.offset(
-        uid, Settings().operator.resync_seconds
+    assert not list(registry._spawning.get_all_handlers())  # no timer, no daemon
+    resyncs = handlers._register_lifecycle(
+        kopf.OperatorRegistry(),
+        fake_workers,  # type: ignore[arg-type]
+        SimpleNamespace(cache=cache),  # type: ignore[arg-type]
+        Settings(),
+        namespaces=(),
+        prime=False,
     )
-    asyncio.run(timer.fn(namespace="ns", name="a"))
+    assert resyncs.period == Settings().operator.resync_seconds
+    resyncs._kick("ns", "a")
     deployment = {"kind": "Deployment", "metadata": {"namespace": "ns", "name": "d"}}
     cache.streamed(None, deployment)  # kopf's first listing
-    asyncio.run(timer.fn(namespace="ns", name="a"))
+    resyncs._kick("ns", "a")
     cache.streamed(None, deployment)  # a re-listing
-    asyncio.run(timer.fn(namespace="ns", name="a"))
+    resyncs._kick("ns", "a")
     assert kicks == [("ns", "a", False), ("ns", "a", False), ("ns", "a", True)]

@@ -28,6 +28,10 @@ IMPERSONATE_USER = "Impersonate-User"
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
+Page = list[dict[str, Any]]
+"""One page of a listing (`Kube.pages`)."""
+
+
 class KubeError(Exception):
     """An API call failed; `status` is the HTTP status (0 for transport errors)."""
 
@@ -225,6 +229,29 @@ class Kube:
         """Every object of a kind, in one namespace or (None) all; in pages of `page_size`
         (None: one response), so a large list never has to fit one answer."""
         items: list[dict[str, Any]] = []
+        for page in self.pages(
+            group,
+            version,
+            plural,
+            namespace=namespace,
+            label_selector=label_selector,
+            page_size=page_size,
+        ):
+            items += page
+        return items
+
+    def pages(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Page]:
+        """`list`, one page at a time: a caller that keeps only a digest of each object (the
+        start-up priming of the watch cache) never holds a whole listing parsed at once."""
         token: str | None = None
         while True:
             extra: dict[str, Any] = {"label_selector": label_selector}
@@ -242,10 +269,10 @@ class Kube:
                         group, version, namespace, plural, _request_timeout=self.timeout, **extra
                     )
             result = _obj(raw)
-            items += [item for item in result.get("items") or () if isinstance(item, dict)]
+            yield [item for item in result.get("items") or () if isinstance(item, dict)]
             token = (result.get("metadata") or {}).get("continue")
             if page_size is None or not token:
-                return items
+                return
 
     def get_application(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(

@@ -225,6 +225,7 @@ def _register_lifecycle(
         if prime:
             # Before kopf's watches start (they start once the start-up handlers are done).
             await asyncio.to_thread(reconciler.prime_cache, namespaces)
+            await asyncio.to_thread(memory.trim)  # what the listing's pages left free
         running.append(asyncio.create_task(resyncs.run(), name="federator:resyncs"))
         running.append(asyncio.create_task(memory.trim_every(), name="federator:trim"))
 

@@ -16,6 +16,9 @@ from federator.operator.state import ReconcilerState, ref_of
 
 log = logging.getLogger("federator.reconcile")
 
+PRIME_PAGE = 500
+"""Objects per page of the start-up listing (the API server's own default chunk size)."""
+
 
 class Observing(ReconcilerState):
     """The reads of a reconcile (`Reconciler._observe_app` puts them together)."""
@@ -70,7 +73,9 @@ class Observing(ReconcilerState):
             listed: list[str | None] = []
             for ns in scopes:
                 try:
-                    items = self.kube.list(
+                    # In pages, each kept as compact text before the next is read: 11,000
+                    # children parsed at once made a restart's memory peak 170 MiB higher.
+                    for items in self.kube.pages(
                         delegate.group,
                         version,
                         delegate.plural,
@@ -78,20 +83,21 @@ class Observing(ReconcilerState):
                         # This shard's children only, as its watches see them: a cache that
                         # held another shard's children would never see them change.
                         label_selector=self.shard.child_selector,
-                    )
+                        page_size=PRIME_PAGE,
+                    ):
+                        for item in items:  # items may lack kind and apiVersion (built-ins)
+                            self.cache.seen(
+                                None,
+                                {
+                                    **item,
+                                    "kind": delegate.kind,
+                                    "apiVersion": delegate.api_version(version),
+                                },
+                            )
                 except KubeError as exc:
                     log.info("%s in %s read by GET: %s", delegate.kind, ns or "all namespaces", exc)
                     continue
                 listed.append(ns)
-                for item in items:  # list items may lack kind and apiVersion (built-in kinds)
-                    self.cache.seen(
-                        None,
-                        {
-                            **item,
-                            "kind": delegate.kind,
-                            "apiVersion": delegate.api_version(version),
-                        },
-                    )
             if listed == [None]:
                 self.cache.trust(delegate.kind, None)
             elif listed:

@@ -9,6 +9,7 @@ import copy
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from federator.core import delegates
@@ -58,6 +59,23 @@ class MemKube:
             and (namespace is None or ns == namespace)
             and wanted.items() <= (body["metadata"].get("labels") or {}).items()
         ]
+
+    def pages(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        items = self.list(
+            group, version, plural, namespace=namespace, label_selector=label_selector
+        )
+        step = page_size or max(1, len(items))
+        for start in range(0, max(1, len(items)), step):
+            yield items[start : start + step]
 
     def create(self, ref: ResourceRef, manifest: Any, kind: str) -> dict[str, Any]:
         self._check("create", ref.name)

@@ -28,6 +28,7 @@ from test_decide import KAFKA, NOW, NS, SETTINGS, spec
 
 from federator.core import naming
 from federator.kube.client import Conflict, ResourceRef
+from federator.operator import observe
 from federator.operator.reconciler import Outcome, Reconciler
 
 TOPIC, AUDIT_TOPIC = "app.src.out", "app.audit.out"
@@ -331,7 +332,9 @@ def test_the_verdicts_read_the_reconcilers_clock() -> None:
 # -- restart
 
 
-def test_a_restart_trusts_what_kopf_confirmed_and_finds_orphans_in_its_listing() -> None:
+def test_a_restart_trusts_what_kopf_confirmed_and_finds_orphans_in_its_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The restart's reconcile (fresh) reads the watch cache where kopf's listing confirmed it
     and GETs the rest (what only the start-up priming saw: here a child deleted between the two
     listings, and one kopf has not delivered yet); what a crash left out of the inventory is
@@ -347,6 +350,7 @@ def test_a_restart_trusts_what_kopf_confirmed_and_finds_orphans_in_its_listing()
         discovery=AllServed(),  # type: ignore[arg-type]
         clock=lambda: NOW,
     )
+    monkeypatch.setattr(observe, "PRIME_PAGE", 2)  # the start-up listing in pages of two
     restarted.prime_cache([NS, KAFKA])
     del kube.objects[("deployments", NS, SRC)]  # deleted after the priming, before kopf's listing
     for (_plural, _ns, name), body in kube.objects.items():

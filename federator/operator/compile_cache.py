@@ -7,7 +7,9 @@ What makes that affordable is the form: each `Compiled` is kept pickled and comp
 a hit in about a tenth of a millisecond, some thirty times less than compiling it again. The key
 holds a digest of the application (32 bytes whatever the spec's size) and the served delegate
 versions.
-Bounded by bytes (least recently used out first), so no spec can make it grow without limit.
+One entry per application (its newest compile: an older generation is not needed again), and
+none once it is deleted (`forget`): the cache holds what the process serves, no more. Bounded by
+bytes too (least recently used out first), so no spec can make it grow without limit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class CompileCache:
         self.budget = budget
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._keys: dict[str, Hashable] = {}  # owner -> its entry's key
+        self._owners: dict[Hashable, str] = {}
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -55,9 +59,10 @@ class CompileCache:
         with self._lock:
             return self._bytes
 
-    def get(self, key: Hashable, compile_: Callable[[], Compiled]) -> Compiled:
-        """The remembered `Compiled` for `key`, else `compile_()`, remembered. What
-        `compile_` raises (an invalid spec) is raised and not remembered."""
+    def get(self, key: Hashable, compile_: Callable[[], Compiled], owner: str = "") -> Compiled:
+        """The remembered `Compiled` for `key`, else `compile_()`, remembered (as `owner`'s
+        one entry, replacing its previous one). What `compile_` raises (an invalid spec) is
+        raised and not remembered."""
         with self._lock:
             packed = self._entries.get(key)
             if packed is not None:
@@ -70,12 +75,31 @@ class CompileCache:
         packed = zlib.compress(pickle.dumps(compiled, protocol=pickle.HIGHEST_PROTOCOL), 1)
         with self._lock:
             self.misses += 1
-            old = self._entries.pop(key, None)
-            self._bytes -= len(old) if old is not None else 0
+            self._drop(key)
+            if owner:
+                self._drop(self._keys.get(owner))
             if len(packed) <= self.budget:
                 self._entries[key] = packed
                 self._bytes += len(packed)
+                if owner:
+                    self._keys[owner] = key
+                    self._owners[key] = owner
             while self._bytes > self.budget:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
+                self._drop(next(iter(self._entries)))
         return compiled
+
+    def forget(self, owner: str) -> None:
+        """`owner` (namespace/name) was deleted: drop its entry."""
+        with self._lock:
+            self._drop(self._keys.get(owner))
+
+    def _drop(self, key: Hashable | None) -> None:
+        """Remove `key`'s entry (under the lock); None or unknown: nothing."""
+        if key is None:
+            return
+        packed = self._entries.pop(key, None)
+        if packed is not None:
+            self._bytes -= len(packed)
+        owner = self._owners.pop(key, None)
+        if owner is not None and self._keys.get(owner) == key:
+            del self._keys[owner]

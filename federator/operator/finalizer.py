@@ -86,6 +86,8 @@ class Finalizing(Owning):
             for key in {*(i.key for i in inventory), *(f.key for f in found)}:
                 self._written.pop(key, None)
                 self._marks.pop(key, None)
+                self._judged.pop(key, None)
+        self.compiled.forget(owner)
         uids = {f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()}
         account = self._account(model.from_body(body))
         doomed = deletion_plan(

@@ -210,7 +210,9 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
             served,
         )
         return self.compiled.get(
-            key, lambda: compiler.compile_application(body, self.settings, served=served)
+            key,
+            lambda: compiler.compile_application(body, self.settings, served=served),
+            owner=f"{meta.get('namespace')}/{meta.get('name')}",
         )
 
     def _served(self, body: Mapping[str, Any]) -> Any:

@@ -15,10 +15,11 @@ from federator.operator.state import ReconcilerState
 log = logging.getLogger("federator.reconcile")
 
 JUDGED_CACHE = 65_536
-"""Verdicts of the installed-CRD check kept (by a digest of the child, its spec hash and the CRD's
-resourceVersion: about 150 bytes each): a reconcile of an unchanged application validates nothing
-again, for every child of the applications one process serves (4,096 made every resync of an
-operator serving 1,000 applications of 11 children check them all again)."""
+"""Verdicts of the installed-CRD check kept: one per child (with a digest of its spec hash and the
+CRD's resourceVersion, so a change is checked again), forgotten with its application; a reconcile
+of an unchanged application validates nothing again, for every child of the applications one
+process serves (4,096 made every resync of an operator serving 1,000 applications of 11 children
+check them all again)."""
 CRD_KINDS = {d.kind: d.crd_name for d in delegates.ALL if not d.builtin}
 
 
@@ -45,12 +46,13 @@ class Refusing(ReconcilerState):
             if crd is None and not restrictions:
                 continue
             version = crd.resource_version if crd is not None else ""
-            key = digest(
-                [*child.key, child.api_version, child.spec_hash, CRD_KINDS.get(child.kind), version]
-            )
+            key = digest([child.api_version, child.spec_hash, CRD_KINDS.get(child.kind), version])
             with self._lock:
-                known = key in self._judged
-                verdict = self._judged.get(key)
+                entry = self._judged.get(child.key)
+                known = entry is not None and entry[0] == key
+                verdict = entry[1] if entry is not None else None
+                if known:
+                    self._judged.move_to_end(child.key)
             if not known:
                 try:
                     verdict = crdcheck.verdict(child, crd, restrictions)
@@ -58,7 +60,8 @@ class Refusing(ReconcilerState):
                     log.warning("%s not checked against its CRD: %s", child.key, exc)
                     verdict = None
                 with self._lock:
-                    self._judged[key] = verdict
+                    self._judged[child.key] = (key, verdict)
+                    self._judged.move_to_end(child.key)
                     while len(self._judged) > JUDGED_CACHE:
                         self._judged.popitem(last=False)
             if verdict is not None:

@@ -74,7 +74,9 @@ class ReconcilerState:
     schemas: CrdSchemaCache | None = None
     """The installed delegate CRDs' schemas, to check each child against before it is
     applied (None: not checked; the API server's answer alone decides)."""
-    _judged: OrderedDict[bytes, health.ChildHealth | None] = field(default_factory=OrderedDict)
+    _judged: OrderedDict[Key, tuple[bytes, health.ChildHealth | None]] = field(
+        default_factory=OrderedDict
+    )
 
     @property
     def shard(self) -> sharding.Shard:

@@ -72,3 +72,23 @@ def test_digest_is_equal_for_equal_parts_only() -> None:
     assert digest([{"a": 1, "b": [2]}, "x"]) == digest([{"b": [2], "a": 1}, "x"])
     assert digest([{"a": 1}]) != digest([{"a": 2}])
     assert len(digest(["x" * 100_000])) == 32
+
+
+def test_one_entry_per_application_none_once_it_is_deleted(
+    example_loader: Callable[[str], dict[str, Any]], example_settings: Settings
+) -> None:
+    """What the process serves, no more: a new generation replaces the old entry, a deleted
+    application's goes (create/delete cycles must leave the memory flat)."""
+    compiled = compiler.compile_application(example_loader(EXAMPLES[0]), example_settings)
+    cache = CompileCache()
+    cache.get(b"gen-1", lambda: compiled, owner="ns/app")
+    cache.get(b"other", lambda: compiled, owner="ns/other")
+    size = cache.size
+    cache.get(b"gen-2", lambda: compiled, owner="ns/app")
+    assert len(cache) == 2 and cache.size == size
+    misses = cache.misses
+    cache.get(b"gen-2", lambda: compiled, owner="ns/app")
+    assert cache.misses == misses  # the newest is kept
+    cache.forget("ns/app")
+    cache.forget("ns/unknown")
+    assert len(cache) == 1 and cache.size == size // 2

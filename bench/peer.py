@@ -1162,7 +1162,7 @@ def report(results: Mapping[str, Any]) -> str:
             "applications of 11 children (6 streamlets in a line, 5 Spark and one container, "
             "and the 5 topics between them) POSTed at once (8 threads), with only one controller "
             f"running at a time ({results.get('order', 'federator first, then kro')}), "
-            f"{results['nodes']} kwok nodes, the "
+            f"{results['nodes']} kwok node{'' if results['nodes'] == 1 else 's'}, the "
             "kube-controller-manager's client limits raised "
             f"({' '.join(SCALE_KCM_QPS)}). Restart: the simulator stopped, the controller "
             "stopped, one SparkApplication set FAILED, the controller started: the time from "

@@ -138,6 +138,23 @@ class Workers:
 
     async def _run(self, key: AppKey) -> None:
         backoff = 0.5
+        gone = False
+        try:
+            gone = await self._loop(key, backoff)
+        finally:
+            if gone and key not in self._dirty:
+                # Gone (deleted, being deleted, another shard's): the children's deletion
+                # events kick it after `forget`; keep nothing of it (create/delete cycles
+                # must leave the memory flat).
+                self._since.pop(key, None)
+                self._last.pop(key, None)
+                self._started.pop(key, None)
+                if self._tasks.get(key) is asyncio.current_task():
+                    del self._tasks[key]
+
+    async def _loop(self, key: AppKey, backoff: float) -> bool:
+        """Reconcile while dirty; whether the application was gone at the last try."""
+        gone = False
         while key in self._dirty:
             await self._quiet(key)  # coalesces a burst; bounded by the debounce window
             self._dirty.discard(key)
@@ -154,7 +171,7 @@ class Workers:
                     self._threads, functools.partial(self.once, *key, fresh=fresh)
                 )
             except Closed:
-                return  # the operator is stopping
+                return False  # the operator is stopping
             except KubeError as exc:
                 if not exc.retryable:
                     # A refusal (4xx) does not go away by asking again: the next change of the
@@ -177,6 +194,7 @@ class Workers:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             else:
+                gone = outcome is None
                 if outcome is not None and outcome.retry:
                     # The status says which writes failed; try those again soon, backing off.
                     self._dirty.add(key)
@@ -185,6 +203,7 @@ class Workers:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                 else:
                     backoff = 0.5
+        return gone
 
     async def _quiet(self, key: AppKey) -> None:
         """Sleep until `key` has had no trigger for `QUIET` seconds, or until `debounce` seconds

@@ -107,3 +107,29 @@ def test_a_deleted_application_is_not_served_from_the_cache() -> None:
     w.apps.seen("DELETED", app("3"))
     w.once(NS, NAME)
     assert kube.gets == 1
+
+
+def test_a_gone_application_leaves_nothing_behind() -> None:
+    """After `forget` (its deletion), its children's deletion events still kick it: the worker
+    finds it gone and keeps none of its bookkeeping (flat memory over create/delete cycles)."""
+    import asyncio
+
+    w, kube, _ = workers(app("1"))
+    kube.live = None  # type: ignore[assignment]  # deleted: the GET finds nothing
+
+    async def scenario() -> None:
+        w.debounce = 0.0
+        w.forget(NS, NAME)
+        for _ in range(3):  # three children's DELETED events
+            w.kick(NS, NAME, None)
+        for _ in range(200):
+            task = w._tasks.get((NS, NAME))
+            if task is None:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert kube.gets >= 1
+    key = (NS, NAME)
+    assert key not in w._tasks and key not in w._since and key not in w._last
+    assert key not in w._started and key not in w._dirty and key not in w._real

@@ -170,8 +170,9 @@ class KafkaBroker:
             self.built,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id(),
+            # One argument: an id that starts with "-" (1 in 64 of them) is not taken as an
+            # option's value (argparse: "--cluster-id: expected one argument", seen in CI).
+            f"--cluster-id={cluster_id()}",
             "-c",
             str(properties),
         )

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates bench chart clean
+.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ controlplane: $(STAMP)
 ## Build (cached) the real delegate operators the integration tests run against.
 delegates: $(STAMP)
 	$(BIN)/python -m federator.devcluster.delegates build all
+
+## Build (cached) the real Argo CD tests/integration/test_argocd.py runs (about 15 min cold).
+argocd: $(STAMP)
+	$(BIN)/python -m federator.devcluster.delegates build argocd
 
 demo: controlplane
 	$(BIN)/federator demo
@@ -40,12 +44,12 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests
 
-integration: controlplane delegates
+integration: controlplane delegates argocd
 	$(BIN)/pytest -m integration tests
 
 ## Everything CI runs: lint, unit and integration tests on the real control plane and the real
-## delegate operators.
-test: lint controlplane delegates
+## delegate operators, and a real Argo CD syncing the chart and an application.
+test: lint controlplane delegates argocd
 	$(BIN)/pytest tests
 
 ## Lint and render the Helm chart (helm + kubeconform from the control-plane bin dir).

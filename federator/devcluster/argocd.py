@@ -19,15 +19,20 @@ import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+import yaml
 
 from federator.devcluster import delegates
 from federator.devcluster.harness import free_port, stop_group
+
+if TYPE_CHECKING:
+    from federator.devcluster.launcher import ControlPlane
 
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
 GITOPS_ENGINE_MODULE = "github.com/argoproj/argo-cd/gitops-engine/v3"
@@ -158,3 +163,202 @@ RECIPE = delegates.Recipe(
 def ensure_argocd(*, build_missing: bool = True, out: TextIO | None = None) -> ArgoCDBuild:
     """The built Argo CD, building it if missing (build_missing=False: raise instead)."""
     return ArgoCDBuild(delegates.ensure(RECIPE, build_missing=build_missing, out=out))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+DEFAULT_PROJECT: dict[str, object] = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "AppProject",
+    "metadata": {"name": "default", "namespace": "argocd"},
+    "spec": {
+        "sourceRepos": ["*"],
+        "destinations": [{"server": "*", "namespace": "*"}],
+        "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+    },
+}
+
+
+class ArgoCD:
+    """Argo CD out of cluster on loopback against `plane`: miniredis, the repo-server, the
+    application controller and (optionally) the API server, each in its own process group with
+    its log in `workdir`. `ARGOCD_FAKE_IN_CLUSTER=true` makes the in-cluster destination
+    (https://kubernetes.default.svc) use $KUBECONFIG, as Argo CD's own dev setup does."""
+
+    NAMESPACE = "argocd"
+    IN_CLUSTER = "https://kubernetes.default.svc"
+
+    def __init__(
+        self,
+        built: ArgoCDBuild,
+        plane: ControlPlane,
+        workdir: Path,
+        *,
+        health_config: Path | None = None,
+        app_resync: int = 10,
+        api_server: bool = True,
+    ) -> None:
+        self.built, self.plane, self.workdir = built, plane, workdir
+        self.health_config = health_config
+        self.app_resync = app_resync
+        self.api_server = api_server
+        self.ports: dict[str, int] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- installation: what an in-cluster install would have put in the cluster
+
+    def install(self) -> None:
+        """Argo CD's CRDs (server-side: the ApplicationSet CRD is too big for the last-applied
+        annotation), its namespace, config maps and secret, the `default` AppProject (the API
+        server creates it at its first start), `server.secretkey` (without it the controller
+        ignores every live argocd-cm change) and the health customizations, if given."""
+        crds = [str(self.built.crds_dir / name) for name in CRD_FILES]
+        self.plane.install_crds(*crds, timeout=120.0)
+        self.plane.kubectl("create", "namespace", self.NAMESPACE, check=False)
+        for config in sorted(self.built.config_dir.glob("argocd-*.yaml")):
+            self.plane.kubectl("apply", "--server-side", "-n", self.NAMESPACE, "-f", str(config))
+        self.plane.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(DEFAULT_PROJECT))
+        secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self._patch("secrets/argocd-secret", {"stringData": {"server.secretkey": secret}})
+        if self.health_config is not None:
+            patch = yaml.safe_load(self.health_config.read_text())
+            self._patch("configmaps/argocd-cm", {"data": patch["data"]})
+
+    def _patch(self, resource: str, body: Mapping[str, object]) -> None:
+        status, got = self.plane.request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.NAMESPACE}/{resource}",
+            body,
+            content_type="application/merge-patch+json",
+        )
+        if status != 200:
+            raise RuntimeError(f"patching {resource} failed ({status}): {got}")
+
+    # -- the processes
+
+    def _env(self) -> dict[str, str]:
+        run = self.workdir / "run"
+        for sub in ("tls", "ssh", "gpg", "tmp"):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+        # The wrapper scripts, git and helm (the control plane's bin dir) for the repo-server.
+        path = os.pathsep.join(
+            (str(self.built.bin_dir), str(self.plane.bin_dir), os.environ.get("PATH", ""))
+        )
+        return {
+            **os.environ,
+            "PATH": path,
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "ARGOCD_FAKE_IN_CLUSTER": "true",
+            "TMPDIR": str(run / "tmp"),
+            "ARGOCD_TLS_DATA_PATH": str(run / "tls"),
+            "ARGOCD_SSH_DATA_PATH": str(run / "ssh"),
+            "ARGOCD_GPG_DATA_PATH": str(run / "gpg"),
+            "ARGOCD_GPG_ENABLED": "false",
+        }
+
+    def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        with (self.workdir / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+
+    def _wait_port(self, name: str, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not _port_open(port):
+            proc = self.procs[name]
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = "exited" if proc.poll() is not None else f"not listening in {timeout:.0f}s"
+                tail = self.log_tail(name)
+                self.stop()
+                raise RuntimeError(f"Argo CD's {name} {why} (port {port}):\n{tail}")
+            time.sleep(0.1)
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Install, then start redis, repo-server, controller (and API server), each awaited
+        on its port."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.install()
+        for name in ("redis", "repo", "repo-metrics", "controller", "server", "server-metrics"):
+            port = free_port()
+            while port in self.ports.values():
+                port = free_port()
+            self.ports[name] = port
+        env = self._env()
+        redis = f"127.0.0.1:{self.ports['redis']}"
+        repo = f"127.0.0.1:{self.ports['repo']}"
+        binary = str(self.built.binary)
+        common = ("--loglevel", "info", "--logformat", "text")
+        self._spawn("redis", (str(self.built.redis), "-addr", redis), env)
+        self._wait_port("redis", self.ports["redis"], timeout)
+        # v3.6 refuses --disable-tls with its default (non-empty) client CA path.
+        repo_server = [binary, *common, "--disable-tls", "--client-ca-path="]
+        repo_server += ["--address", "127.0.0.1", "--port", str(self.ports["repo"])]
+        repo_server += ["--metrics-address", "127.0.0.1"]
+        repo_server += ["--metrics-port", str(self.ports["repo-metrics"]), "--redis", redis]
+        # A branch's head is cached for 3 minutes by default: a new commit would go unseen.
+        repo_server += ["--revision-cache-expiration", "1s"]
+        self._spawn("repo-server", repo_server, {**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"})
+        self._wait_port("repo-server", self.ports["repo"], timeout)
+        # --persist-resource-health: each resource's health in status.resources (since 3.0 it
+        # is otherwise kept only in Redis).
+        clients = ["--repo-server", repo, "--repo-server-plaintext", "--redis", redis]
+        controller = [binary, *common, "--namespace", self.NAMESPACE, *clients]
+        controller += ["--metrics-port", str(self.ports["controller"])]
+        controller += ["--app-resync", str(self.app_resync), "--app-resync-jitter", "0"]
+        controller += ["--self-heal-timeout-seconds", "2"]
+        controller += ["--persist-resource-health"]
+        env_controller = {**env, "ARGOCD_BINARY_NAME": "argocd-application-controller"}
+        self._spawn("controller", controller, env_controller)
+        self._wait_port("controller", self.ports["controller"], timeout)
+        if self.api_server:
+            server = [binary, *common, "--namespace", self.NAMESPACE, *clients]
+            server += ["--insecure", "--disable-auth"]
+            server += ["--address", "127.0.0.1", "--port", str(self.ports["server"])]
+            server += ["--metrics-address", "127.0.0.1"]
+            server += ["--metrics-port", str(self.ports["server-metrics"])]
+            server += ["--dex-server", "http://127.0.0.1:1", "--dex-server-plaintext"]
+            self._spawn("server", server, {**env, "ARGOCD_BINARY_NAME": "argocd-server"})
+            self._wait_port("server", self.ports["server"], timeout)
+
+    def stop(self) -> None:
+        """The API server and controller first, Redis last; each group SIGTERMed, then
+        SIGKILLed after a grace."""
+        for name in ("server", "controller", "repo-server", "redis"):
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                stop_group(proc, STOP_GRACE_SECONDS)
+
+    def __enter__(self) -> ArgoCD:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- for tests and failure messages
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        if not path.is_file():
+            return f"(no {name} log)"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {path} (last {len(text)} lines)\n" + "\n".join(text)
+
+    def logs(self, lines: int = 30) -> str:
+        """The tail of every component's log, for an assertion's message."""
+        return "\n".join(self.log_tail(n, lines) for n in ("controller", "repo-server", "server"))
+
+    def tree(self, app: str) -> dict[str, object]:
+        """The API server's resource tree of an Argo CD Application (what its UI draws)."""
+        url = f"http://127.0.0.1:{self.ports['server']}/api/v1/applications/{app}/resource-tree"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return dict(json.loads(resp.read()))

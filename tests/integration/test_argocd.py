@@ -57,6 +57,7 @@ ARGO = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
 FAPP = f"/apis/federator.io/v1alpha1/namespaces/{APPS_NS}/applications"
 CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/applications.federator.io"
 USER = {"username": "test"}
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{CHART_NS}/deployments"  # the chart's
 CASCADE = "resources-finalizer.argocd.argoproj.io"
 SPARK_CHILD = f"{NAME}-cdr-aggregator"
 # Deadlines (s) on a loaded 2-core machine shared with other builds.
@@ -325,9 +326,12 @@ def test_chart_synced_by_argocd_is_healthy(cluster: Cluster, env: Env) -> None:
     assert "CustomResourceDefinition" in {r["kind"] for r in resources}, kinds
     status, crd = cluster.plane.request("GET", CRD)
     assert status == 200, crd
+    # Applied by Argo CD (server-side, as the docs' ServerSideApply=true asks).
+    assert "argocd-controller" in {m["manager"] for m in crd["metadata"]["managedFields"]}
     # Annotation tracking (Argo CD 3's default) marks what it applied from the chart.
-    tracking = crd["metadata"].get("annotations", {}).get("argocd.argoproj.io/tracking-id", "")
-    assert tracking.startswith(f"{CHART_APP}:apiextensions.k8s.io/CustomResourceDefinition")
+    deployment = cluster.plane.request("GET", f"{DEPLOYMENTS}/federator")[1]
+    tracking = deployment["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"]
+    assert tracking == f"{CHART_APP}:apps/Deployment:{CHART_NS}/federator"
 
 
 def test_argocd_health_follows_federator(cluster: Cluster, env: Env) -> None:
@@ -462,8 +466,7 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
     survivor["metadata"]["name"] = "survivor"
     status, got = cluster.plane.request("POST", FAPP, survivor)
     assert status == 201, got
-    deployments = f"/apis/apps/v1/namespaces/{CHART_NS}/deployments"
-    assert cluster.plane.request("GET", deployments)[1]["items"], "the chart's Deployment"
+    assert cluster.plane.request("GET", DEPLOYMENTS)[1]["items"], "the chart's Deployment"
     status, got = cluster.plane.request("DELETE", f"{ARGO}/{CHART_APP}")
     assert status in (200, 202), got
     wait(
@@ -475,7 +478,7 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
     # Everything the chart rendered is deleted except the CRD: Argo CD never deletes a
     # CustomResourceDefinition on cascade delete (controller: shouldBeDeleted skips CRDs).
     wait(
-        lambda: not cluster.plane.request("GET", deployments)[1]["items"],
+        lambda: not cluster.plane.request("GET", DEPLOYMENTS)[1]["items"],
         "the operator's Deployment deleted",
         env,
         HEALTH,

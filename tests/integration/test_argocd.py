@@ -302,6 +302,21 @@ def children(cluster: Cluster) -> dict[tuple[str, str], str]:
     return out
 
 
+def resource_path(cluster: Cluster, item: dict[str, Any]) -> str:
+    """The API path of one status.resources entry (its version from discovery)."""
+    group, kind = item.get("group") or "", item["kind"]
+    base = f"/apis/{group}" if group else "/api"
+    if group:
+        version = cluster.plane.request("GET", base)[1]["preferredVersion"]["version"]
+        base = f"{base}/{version}"
+    else:
+        base = f"{base}/v1"
+    listing = cluster.plane.request("GET", base)[1]["resources"]
+    plural = next(r["name"] for r in listing if r["kind"] == kind and "/" not in r["name"])
+    ns = f"/namespaces/{item['namespace']}" if item.get("namespace") else ""
+    return f"{base}{ns}/{plural}/{item['name']}"
+
+
 # ---- the tests, in order -----------------------------------------------------------------------
 
 
@@ -397,6 +412,20 @@ def test_sync_with_prune_deletes_nothing_federator_created(cluster: Cluster, env
     body = argo(cluster, APPS_APP)
     # Argo CD tracks the Federator Application alone: no child is in its inventory.
     assert {(r["kind"], r["name"]) for r in body["status"]["resources"]} == {("Application", NAME)}
+    # The API server's resource tree (what the UI draws) shows the same-namespace children
+    # under the Federator Application through their ownerReferences, never the KafkaTopics.
+    nodes = env.argocd.tree(APPS_APP)["nodes"]
+    assert isinstance(nodes, list)
+    under = {
+        n["kind"]
+        for n in nodes
+        if any(
+            p.get("kind") == "Application" and p.get("name") == NAME
+            for p in n.get("parentRefs") or []
+        )
+    }
+    assert {"Deployment", "SparkApplication"} <= under, under
+    assert "KafkaTopic" not in {n["kind"] for n in nodes}
     revision = body["status"]["sync"]["revision"]
     started = (body["status"].get("operationState") or {}).get("startedAt")
     status, got = cluster.plane.request(
@@ -467,6 +496,8 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
     status, got = cluster.plane.request("POST", FAPP, survivor)
     assert status == 201, got
     assert cluster.plane.request("GET", DEPLOYMENTS)[1]["items"], "the chart's Deployment"
+    rendered = argo(cluster, CHART_APP)["status"]["resources"]
+    assert len(rendered) > 3, rendered
     status, got = cluster.plane.request("DELETE", f"{ARGO}/{CHART_APP}")
     assert status in (200, 202), got
     wait(
@@ -483,10 +514,16 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
         env,
         HEALTH,
     )
+    for item in rendered:
+        if item["kind"] != "CustomResourceDefinition":
+            path = resource_path(cluster, item)
+            wait(lambda p=path: cluster.plane.request("GET", p)[0] == 404, path, env, HEALTH)
     status, crd = cluster.plane.request("GET", CRD)
     assert status == 200 and "deletionTimestamp" not in crd["metadata"], crd
     status, body = cluster.plane.request("GET", f"{FAPP}/survivor")
     assert status == 200 and "deletionTimestamp" not in body["metadata"], body
+    # With the operator gone it would stay: it still carries federator's finalizer.
+    assert "federator.io/finalizer" in body["metadata"]["finalizers"]
     # The namespace Argo CD created for the release (CreateNamespace=true) is not tracked: kept.
     assert cluster.plane.request("GET", f"/api/v1/namespaces/{CHART_NS}")[0] == 200
     # Clean up with the operator (still running here): its finalizer lets it go.

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "federator.cli.run_cmd",
     "federator.cli.status_cmd",
     "federator.cli.simulate_cmd",
+    "federator.cli.uninstall_cmd",
 )
 
 # The offline commands, all registered by one module: `federator compile` imports only it

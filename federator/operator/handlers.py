@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from federator.core import delegates, naming
+from federator.core import delegates, naming, uninstall
 from federator.core.appkind import GROUP, PLURAL, VERSION
 from federator.core.settings import Settings
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
@@ -37,7 +37,7 @@ from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.resyncs import Resyncs
 from federator.operator.workers import MAX_BACKOFF, Workers
 
-FINALIZER = "federator.io/finalizer"
+FINALIZER = uninstall.FINALIZER
 MANAGED = {naming.MANAGED_BY: naming.MANAGER}
 FINALIZE_DEADLINE = 600.0
 """Seconds a deletion may be held by failures that retrying could fix (the API server

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart clean
+.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart chart-crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,9 +52,20 @@ integration: controlplane delegates argocd
 test: lint controlplane delegates argocd
 	$(BIN)/pytest tests
 
-## Lint and render the Helm chart (helm + kubeconform from the control-plane bin dir).
-chart: controlplane
-	$(BIN)/pytest tests/unit/test_chart.py
+CHART_VERSION = $(shell sed -n 's/^version: *//p' charts/federator/Chart.yaml)
+
+## The chart's own copy of the Application CRD (a chart must carry its CRD: packaged or copied
+## alone, a link out of it is lost); a unit test fails while the two differ.
+chart-crd:
+	cp crds/application.yaml charts/federator/crds/application.yaml
+
+## Lint, render and check the Helm chart, then package it: dist/federator-<version>.tgz, which
+## `helm install federator dist/federator-<version>.tgz` takes as it is.
+chart: controlplane chart-crd
+	$(BIN)/pytest -q tests/unit/test_chart.py
+	"$$($(BIN)/python -m federator.devcluster.build --print-bin-dir)/helm" lint --strict charts/federator
+	"$$($(BIN)/python -m federator.devcluster.build --print-bin-dir)/helm" package charts/federator --destination dist
+	@echo "chart: dist/federator-$(CHART_VERSION).tgz"
 
 bench: controlplane
 	$(BIN)/python bench/compile.py

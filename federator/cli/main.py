@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "federator.cli.run_cmd",
     "federator.cli.status_cmd",
     "federator.cli.simulate_cmd",
+    "federator.cli.uninstall_cmd",
 )
 
 # The offline commands, all registered by one module: `federator compile` imports only it
@@ -62,12 +63,22 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
 def _modules_for(argv: Sequence[str]) -> Sequence[str] | None:
     """Only the module of an offline command when the command line names one (its options and
     `--help` are all in it); every module otherwise (top-level `--help` lists them all)."""
-    command = next((arg for arg in argv if not arg.startswith("-")), None)
-    return (OFFLINE_MODULE,) if command in OFFLINE_COMMANDS else None
+    return (OFFLINE_MODULE,) if _command(argv) in OFFLINE_COMMANDS else None
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_modules_for(sys.argv[1:] if argv is None else argv))
+    words = sys.argv[1:] if argv is None else argv
+    if _command(words) == "run":
+        # The operator may be PID 1 in a container, where a signal left at its default action
+        # is dropped: its stop handlers go in before the slow imports below.
+        from federator.operator.stopsignals import SIGNALS
+
+        SIGNALS.install()
+    parser = build_parser(_modules_for(words))
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -407,6 +407,24 @@ class Kube:
             return False  # the UID precondition failed: someone else's object now
         self._count("delete", kind)
         return True
+
+    def json_patch(
+        self, ref: ResourceRef, ops: Sequence[Mapping[str, Any]], kind: str
+    ) -> dict[str, Any]:
+        """An RFC 6902 patch: with a `test` op first, it applies only to the object as read."""
+        with translated(f"patch {ref}"):
+            raw = self.custom.patch_namespaced_custom_object(
+                ref.group,
+                ref.version,
+                ref.namespace,
+                ref.plural,
+                ref.name,
+                [dict(op) for op in ops],
+                _content_type="application/json-patch+json",
+                _request_timeout=self.timeout,
+            )
+        self._count("patch", kind)
+        return _obj(raw)
 
     def patch_application_status(
         self, namespace: str, name: str, status: Mapping[str, Any]

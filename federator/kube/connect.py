@@ -7,9 +7,12 @@ means the same thing to each.
 
 from __future__ import annotations
 
+import os
+import threading
 from os import PathLike
 
 from kubernetes import client, config
+from kubernetes.config import incluster_config
 
 
 def configuration(
@@ -33,7 +36,41 @@ def configuration(
         if kubeconfig is not None:
             raise
         config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
+        token = TokenFile(incluster_config.SERVICE_TOKEN_FILENAME)
+        token.refresh(conf)
+        conf.refresh_api_key_hook = token.refresh  # type: ignore[assignment]
     return conf
+
+
+class TokenFile:
+    """The pod's projected service-account token, read again as soon as the kubelet replaces it.
+
+    Why not the client's own hook: it re-reads the file once a minute at most, so a rotated or
+    re-issued token (a ServiceAccount deleted and created again) left every request refused for
+    up to a minute; it also stores the header as `bearer <token>`, with whatever whitespace the
+    file has. This one checks the file's identity (the kubelet swaps a symlink, which changes
+    inode and mtime) before each request, a stat, and reads it only when it changed."""
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self, conf: client.Configuration) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return  # keep the token we have; the request says what the server thinks of it
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if seen == self._seen:
+                return
+            with open(self.path, encoding="utf-8") as f:
+                token = f.read().strip()
+            if token:
+                conf.api_key["BearerToken"] = f"Bearer {token}"
+                conf.api_key.pop("authorization", None)
+            self._seen = seen
 
 
 def api_client(

@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from federator.core import delegates, naming
+from federator.core import delegates, naming, uninstall
 from federator.core.appkind import GROUP, PLURAL, VERSION
 from federator.core.settings import Settings
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
@@ -37,7 +37,7 @@ from federator.operator.reconciler import DeletionIncomplete, Reconciler
 from federator.operator.resyncs import Resyncs
 from federator.operator.workers import MAX_BACKOFF, Workers
 
-FINALIZER = "federator.io/finalizer"
+FINALIZER = uninstall.FINALIZER
 MANAGED = {naming.MANAGED_BY: naming.MANAGER}
 FINALIZE_DEADLINE = 600.0
 """Seconds a deletion may be held by failures that retrying could fix (the API server
@@ -89,24 +89,42 @@ def left_behind(error: Exception, elapsed: float) -> str:
 
 
 def connection_info(conf: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials from a kubernetes client Configuration (kubeconfig or in-cluster)."""
-    auth = (conf.api_key or {}).get("authorization") or (conf.api_key or {}).get("BearerToken")
-    prefix = (conf.api_key_prefix or {}).get("authorization", "")
-    token = None
-    if auth:
-        token = auth.split(" ", 1)[1] if auth.startswith("Bearer ") else auth
-        if prefix and prefix != "Bearer":
-            token = f"{prefix} {auth}"
+    """kopf's credentials from a kubernetes client Configuration (kubeconfig or in-cluster).
+
+    The header is read as the client itself would send it (`get_api_key_with_prefix`, which
+    first runs the in-cluster loader's hook that re-reads a rotated service-account token),
+    then split into scheme and token (RFC 7235). Each loader spells it its own way: a
+    kubeconfig gives `Bearer <token>`, the in-cluster loader `bearer <token>`, an
+    `api_key_prefix` the scheme apart; the scheme is case-insensitive, and kopf must not
+    prepend a second one."""
+    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, token = authorization(header)
     return kopf.ConnectionInfo(
         server=conf.host,
         ca_path=conf.ssl_ca_cert,
         insecure=not conf.verify_ssl,
+        scheme=scheme,
         token=token,
         certificate_path=conf.cert_file,
         private_key_path=conf.key_file,
         username=conf.username or None,
         password=conf.password or None,
     )
+
+
+def authorization(header: str | None) -> tuple[str | None, str | None]:
+    """(scheme, token) of an Authorization header value; a bare token is a bearer token.
+    `bearer` in any case is spelled `Bearer`; surrounding whitespace (a token file written with
+    a trailing newline) is not part of the token."""
+    parts = (header or "").strip().split(None, 1)
+    if not parts:
+        return None, None
+    if len(parts) == 1:
+        return "Bearer", parts[0]
+    scheme, token = parts
+    return ("Bearer" if scheme.lower() == "bearer" else scheme), token.strip()
 
 
 def build_registry(
@@ -207,6 +225,15 @@ def _register_lifecycle(
     def login(**_: Any) -> kopf.ConnectionInfo:
         # kopf watches with the very identity our API client uses (one source of credentials).
         return connection_info(workers.kube.api.configuration)
+
+    @kopf.on.probe(registry=registry, id="credentials")
+    def credentials(**_: Any) -> str:
+        # /healthz (the chart's probes) fails while the API server refuses federator's own
+        # credentials: the pod reads unready, with the server's words in the operator's log.
+        problem = workers.access.problem()
+        if problem is not None:
+            raise kopf.PermanentError(problem)
+        return "accepted"
 
     period = settings.operator.resync_seconds
 

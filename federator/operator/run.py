@@ -1,6 +1,6 @@
 """`federator run`: build the operator from settings and hand the loop to kopf.
 
-Also what makes it quiet at rest (issue 14): kopf's per-event log lines at DEBUG, as many
+Also what makes it quiet at rest: kopf's per-event log lines at DEBUG, as many
 connections to the API server as threads that use them, and a stop that stays clean however
 many signals arrive.
 """
@@ -27,10 +27,11 @@ from federator.kube.client import Kube
 from federator.kube.crdschemas import CrdSchemaCache
 from federator.kube.discovery import DiscoveryCache
 from federator.metrics import Metrics
-from federator.operator import memory
+from federator.operator import memory, stopsignals
 from federator.operator.fairness import Turns
 from federator.operator.handlers import build_registry
 from federator.operator.reconciler import OBSERVERS, Reconciler
+from federator.operator.stopsignals import SIGNALS, STOP_SIGNALS, StopSignals
 from federator.operator.workers import POSTERS, RECONCILERS, Workers
 
 log = logging.getLogger("federator.run")
@@ -75,59 +76,48 @@ def configure_logging(verbose: bool) -> None:
         objects.addFilter(_DEMOTE)
 
 
-async def operate(**kopf_args: Any) -> bool:
+async def operate(signals: StopSignals = SIGNALS, **kopf_args: Any) -> bool:
     """kopf's operator in this loop, stopped by SIGINT/SIGTERM through a stop flag: True when
     stopped by a signal. kopf's own handlers resolve a future, and a second signal (Ctrl-C
     twice, a SIGTERM during the graceful stop) raised `InvalidStateError`, logged as an
     ERROR; ours are idempotent, and a second signal only says the stop is under way.
 
-    Ours are process signal handlers, not the loop's: a signal that reached the loop's wake-up
-    pipe just as the loop's handlers were removed at the end of the stop was dropped unseen
-    (seen once in CI), and a process handler stays until the process exits."""
+    Ours are process signal handlers (`stopsignals`), not the loop's: a signal that reached the
+    loop's wake-up pipe just as the loop's handlers were removed at the end of the stop was
+    dropped unseen (seen once in CI), and a process handler stays until the process exits. A
+    signal that arrived before this loop started stops it at once."""
     loop = asyncio.get_running_loop()
     existing = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
     stop = asyncio.Event()
-    requested: list[signal.Signals] = []
 
     def begin_stop() -> None:
+        if stop.is_set():
+            return
         stop.set()
         # kopf's last resort, which a stop flag does not arm: a stop that hangs is killed.
         loop.call_later(STOP_DEADLINE, os.kill, os.getpid(), signal.SIGKILL)
 
-    def stop_on(signum: int, _frame: object) -> None:
-        sig = signal.Signals(signum)
-        if requested:
-            log.info("%s received again: still stopping", sig.name)
-            return
-        requested.append(sig)
-        log.info("%s received: stopping", sig.name)
+    def on_stop() -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: it is stopping anyway
             loop.call_soon_threadsafe(begin_stop)
 
-    tasks = await kopf.spawn_tasks(stop_flag=stop, **kopf_args)
-    # kopf installed its handlers on the loop as it spawned its tasks (in the main thread
-    # only): take them off the loop, then install ours on the process.
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, stop_on)
+    signals.on_stop = on_stop
+    if signals.requested:
+        begin_stop()
     try:
+        tasks = await kopf.spawn_tasks(stop_flag=stop, **kopf_args)
+        # kopf installed its handlers on the loop as it spawned its tasks (in the main thread
+        # only): take them off the loop (which resets each signal to its default), and put
+        # ours back at once.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+                signals.install()
+        signals.install()
         await kopf.run_tasks(tasks, ignored=existing)
     finally:
-        if not requested:
-            # Not stopping (the watch machinery failed and is restarted): back to the default,
-            # so a signal while waiting to restart stops the process.
-            with contextlib.suppress(ValueError):
-                for sig in STOP_SIGNALS:
-                    signal.signal(sig, _DEFAULTS[sig])
-    return stop.is_set() or bool(requested)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_DEFAULTS: dict[signal.Signals, Any] = {
-    signal.SIGINT: signal.default_int_handler,
-    signal.SIGTERM: signal.SIG_DFL,
-}
+        signals.on_stop = None  # a signal from now on is seen by `run` (`requested`)
+    return stop.is_set() or bool(signals.requested)
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -147,6 +137,7 @@ def run(
     """Run until signalled. With `peering`, replicas join kopf's (Cluster)KopfPeering NAME and
     only the highest priority works; kopf's default priority is 0 for all, which pauses every
     replica, so each process picks a distinct random one unless told."""
+    SIGNALS.install()  # already, if the CLI started us; a library caller gets them here
     configure_logging(verbose)
     memory.limit_arenas()  # before any thread starts
     if kubeconfig:
@@ -190,7 +181,7 @@ def run(
         workers, reconciler, settings, namespaces=watched, prime=peering is None
     )
     delay = 1.0
-    while True:
+    while not SIGNALS.requested:
         started = time.monotonic()
         try:
             with contextlib.suppress(asyncio.CancelledError):  # as kopf.run
@@ -205,18 +196,13 @@ def run(
                         liveness_endpoint=liveness,
                     )
                 )
-            # Stopped by a signal: a clean exit. Python's finalization puts a handled signal
-            # back to its default, so a late SIGTERM would kill the exiting process (exit
-            # -15, seen in a test that signals on and on); an ignored one stays ignored.
-            with contextlib.suppress(ValueError):
-                for sig in STOP_SIGNALS:
-                    signal.signal(sig, signal.SIG_IGN)
-            return
+            break  # stopped by a signal: a clean exit
         except Exception as exc:
             # kopf's watch machinery can die on a race it does not absorb (e.g. a delegate CRD
-            # deleted between its discovery and its watch request: a 404 on the watch). The
-            # state lives in the cluster, so restart the machinery in-process, with backoff,
-            # instead of exiting: a restart of converged applications makes no writes.
+            # deleted between its discovery and its watch request: a 404 on the watch), or on
+            # credentials the API server refuses (kopf's `LoginError`). The state lives in the
+            # cluster, so restart the machinery in-process, with backoff, instead of exiting: a
+            # restart of converged applications makes no writes. A signal ends the wait.
             delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
             log.warning(
                 "the watch machinery failed (%s: %s); restarting in %.0fs",
@@ -224,4 +210,5 @@ def run(
                 exc,
                 delay,
             )
-            time.sleep(delay)
+            SIGNALS.wait(delay)
+    stopsignals.ignore_from_now_on()

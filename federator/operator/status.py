@@ -61,3 +61,40 @@ def build_status(
     status["children"] = list(listed)
     status["inventory"] = summary
     return status
+
+
+REFUSED_REASONS = {401: "Unauthorized", 403: "Forbidden"}
+
+
+def refused_conditions(
+    previous: Mapping[str, Any], status: int, message: str, *, generation: int | None, now: str
+) -> list[dict[str, Any]]:
+    """The conditions of an Application whose reconcile the API server refused (or that failed
+    before a status could be computed): `Stalled` True with the server's own words, as kstatus
+    means it (the controller cannot make progress), every other condition kept as it was; the
+    next reconcile that finishes replaces it."""
+    reason = REFUSED_REASONS.get(status, "ReconcileFailed")
+    kept = [
+        dict(c)
+        for c in previous.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("type") != "Stalled"
+    ]
+    old = next(
+        (
+            c
+            for c in previous.get("conditions") or []
+            if isinstance(c, Mapping) and c.get("type") == "Stalled"
+        ),
+        None,
+    )
+    same = old is not None and old.get("status") == "True" and old.get("reason") == reason
+    stalled = {
+        "type": "Stalled",
+        "status": "True",
+        "reason": reason,
+        "message": message[:1000],
+        "lastTransitionTime": old.get("lastTransitionTime") if same and old else now,
+    }
+    if generation is not None:
+        stalled["observedGeneration"] = generation
+    return [*kept, stalled]

@@ -15,7 +15,6 @@ working through thousands of children lets waiting applications go first between
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -29,6 +28,8 @@ from federator.core.sharding import Shard
 from federator.core.status_types import Phase
 from federator.kube.client import Kube, KubeError
 from federator.metrics import Metrics
+from federator.operator import status
+from federator.operator.access import Access
 from federator.operator.fairness import Closed, Turns
 from federator.operator.reconciler import Outcome, Reconciler
 from federator.operator.watch_cache import WatchCache
@@ -86,6 +87,8 @@ class Workers:
     _threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(THREADS, thread_name_prefix="reconcile")
     )
+    access: Access = field(default_factory=Access)
+    """Whether the API server accepts federator's credentials (the readiness probe's)."""
 
     def kick(
         self, namespace: str, name: str, child: Echo | None = None, *, fresh: bool = False
@@ -173,14 +176,21 @@ class Workers:
             except Closed:
                 return False  # the operator is stopping
             except KubeError as exc:
-                if not exc.retryable:
-                    # A refusal (4xx) does not go away by asking again: the next change of the
-                    # application or of a child, or the resync, tries again.
+                self.access.saw(exc)
+                if not exc.retryable and exc.status not in status.REFUSED_REASONS:
+                    # A refusal of the request itself (404, 422) does not go away by asking
+                    # again: the next change of the application or of a child, or the resync,
+                    # tries again.
                     log.warning("reconcile of %s/%s failed: %s", *key, exc)
                     await asyncio.to_thread(self._failed, key, exc)
                     backoff = 0.5
                     continue
+                # Transient, or federator's identity refused (401: a rotated or revoked token;
+                # 403: its RBAC changed): retried with backoff until the server accepts it
+                # again; a refusal is also named on the Application while it lasts.
                 log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", *key, backoff, exc)
+                if exc.status in status.REFUSED_REASONS:
+                    await asyncio.to_thread(self._failed, key, exc)
                 self._dirty.add(key)
                 self._real.add(key)
                 self._fresh.add(key)
@@ -194,6 +204,7 @@ class Workers:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             else:
+                self.access.accepted()
                 gone = outcome is None
                 if outcome is not None and outcome.retry:
                     # The status says which writes failed; try those again soon, backing off.
@@ -263,14 +274,32 @@ class Workers:
         return outcome
 
     def _failed(self, key: AppKey, exc: KubeError) -> None:
-        """A reconcile that could not finish: say so on the Application (an Event), since its
-        status could not be computed."""
-        body = self.kube.get_application(*key)
-        if body is not None:
-            with contextlib.suppress(KubeError):
-                self.kube.event(
-                    body, type_="Warning", reason="ReconcileFailed", message=str(exc)[:1000]
+        """A reconcile that could not finish: say so on the Application (an Event; for a
+        refusal also its `Stalled` condition, with the server's words), since its status could
+        not be computed. Best effort, and never raises: the same refusal may stop these writes
+        too (a 401 refuses everything), and the worker must live to retry."""
+        try:
+            body = self.kube.get_application(*key)
+            if body is None:
+                return
+            if exc.status in status.REFUSED_REASONS:
+                old = body.get("status") or {}
+                conditions = status.refused_conditions(
+                    old,
+                    exc.status,
+                    str(exc),
+                    generation=(body.get("metadata") or {}).get("generation"),
+                    now=self.reconciler.clock(),
                 )
+                if conditions != old.get("conditions"):
+                    written = self.kube.patch_application_status(*key, {"conditions": conditions})
+                    self.apps.wrote(app_key(*key), written)
+            self.kube.event(
+                body, type_="Warning", reason="ReconcileFailed", message=str(exc)[:1000]
+            )
+        except KubeError as again:
+            self.access.saw(again)
+            log.warning("could not report the failure on %s/%s: %s", *key, again)
 
     def _events(self, body: dict[str, Any], old: dict[str, Any], outcome: Outcome) -> None:
         """Kubernetes Events, and one log line each, for what changed: Compiled, Applied,

@@ -11,7 +11,7 @@ Aspects covered:
 - `helm lint --strict` and `helm template | kubeconform -strict` for every value set
   (defaults, namespaced with two namespaces, HA cluster-wide and namespaced, ServiceMonitor,
   custom Kafka clusters, a long release name); the examples validate against our CRD's schema;
-- the CRD the chart installs is crds/application.yaml itself (one source of truth);
+- the CRD the chart installs is a copy of crds/application.yaml, kept equal (`make chart-crd`);
 - the Deployment: restricted security context, probes on kopf's liveness endpoint, /tmp, args;
 - RBAC: no Secrets, no '*' anywhere; the exact rule set; namespaced mode uses Roles for the
   delegate kinds and writes only KafkaTopics in the Kafka namespaces; `impersonate` on
@@ -47,7 +47,7 @@ import yaml
 
 from federator.core import delegates, limits
 from federator.core.settings import parse_settings
-from federator.core.topicpolicy import TopicPolicy, template_error
+from federator.core.topicpolicy import SharedTopic, TopicPolicy, template_error
 from federator.devcluster import build
 from federator.devcluster.harness import in_ci
 
@@ -451,15 +451,37 @@ def test_examples_validate_against_our_crd_schema(tools: Path, schemas: Path) ->
 
 
 def test_chart_crd_is_the_repository_crd(rendered: dict[str, str]) -> None:
-    link = CHART / "crds" / "application.yaml"
-    assert link.is_symlink() and link.resolve() == CRD.resolve()
-    assert link.read_bytes() == CRD.read_bytes()
+    """A file of the chart's own, not a link out of it (a chart copied or packaged alone kept
+    a dangling link and lost its CRD), equal byte for byte to crds/application.yaml."""
+    copy = CHART / "crds" / "application.yaml"
+    assert not copy.is_symlink(), "charts/federator/crds/application.yaml must be a file"
+    assert copy.read_bytes() == CRD.read_bytes(), (
+        "charts/federator/crds/application.yaml differs from crds/application.yaml: "
+        "run `make chart-crd`"
+    )
     crds = [
         d
         for d in objects(rendered, "defaults", "CustomResourceDefinition")
         if d["metadata"]["name"] == "applications.federator.io"
     ]
     assert crds == docs(CRD.read_text())
+
+
+def test_packaged_chart_is_self_contained(tools: Path, tmp_path: Path) -> None:
+    """`helm package` (what `make chart` runs) gives a .tgz that carries the CRD and renders
+    exactly as the chart folder does: nothing in it points outside itself."""
+    import tarfile
+
+    helm(tools, "package", str(CHART), "--destination", str(tmp_path))
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    package = tmp_path / f"federator-{version}.tgz"
+    with tarfile.open(package) as tar:
+        crd = tar.extractfile("federator/crds/application.yaml")
+        assert crd is not None and crd.read() == CRD.read_bytes()
+        assert not [m.name for m in tar.getmembers() if m.issym() or m.islnk()]
+    from_dir = helm(tools, "template", "federator", str(CHART), "--include-crds").stdout
+    from_tgz = helm(tools, "template", "federator", str(package), "--include-crds").stdout
+    assert from_tgz == from_dir
 
 
 def test_peering_crds_only_with_peering_and_kept(rendered: dict[str, str]) -> None:
@@ -688,7 +710,9 @@ def test_the_recommended_multi_team_policy_reaches_the_settings(rendered: dict[s
     cluster = parse_settings(settings_of(rendered, "multi-team")).kafka_cluster("default")
     assert cluster is not None
     assert cluster.topic_policy == TopicPolicy(
-        allowed_namespaces=("team-a", "team-b"), topic_prefix="{namespace}."
+        allowed_namespaces=("team-a", "team-b"),
+        topic_prefix="{namespace}.",
+        shared=(SharedTopic(name="team-b.orders.w.out", namespaces=("team-a",), access="read"),),
     )
     defaults = parse_settings(settings_of(rendered, "defaults")).kafka_cluster("default")
     assert defaults is not None and defaults.topic_policy == TopicPolicy()  # the seed's names

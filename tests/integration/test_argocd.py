@@ -412,22 +412,26 @@ def test_sync_with_prune_deletes_nothing_federator_created(cluster: Cluster, env
     body = argo(cluster, APPS_APP)
     # Argo CD tracks the Federator Application alone: no child is in its inventory.
     assert {(r["kind"], r["name"]) for r in body["status"]["resources"]} == {("Application", NAME)}
+
     # The API server's resource tree (what the UI draws) shows the same-namespace children
     # under the Federator Application through their ownerReferences, never the KafkaTopics.
-    nodes = env.argocd.tree(APPS_APP)["nodes"]
-    assert isinstance(nodes, list)
-    under = {
-        n["kind"]
-        for n in nodes
-        if any(
-            p.get("kind") == "Application" and p.get("name") == NAME
-            for p in n.get("parentRefs") or []
-        )
-    }
-    assert {"Deployment", "SparkApplication"} <= under, under
-    assert "KafkaTopic" not in {n["kind"] for n in nodes}
+    def tree() -> dict[str, Any] | None:
+        nodes = env.argocd.tree(APPS_APP)["nodes"]
+        assert isinstance(nodes, list)
+        under = {
+            n["kind"]
+            for n in nodes
+            if any(
+                p.get("kind") == "Application" and p.get("name") == NAME
+                for p in n.get("parentRefs") or []
+            )
+        }
+        return {"under": under, "kinds": {n["kind"] for n in nodes}} if under else None
+
+    shown = wait(tree, "the children in the resource tree", env, HEALTH)
+    assert {"Deployment", "SparkApplication"} <= shown["under"], shown
+    assert "KafkaTopic" not in shown["kinds"], shown
     revision = body["status"]["sync"]["revision"]
-    started = (body["status"].get("operationState") or {}).get("startedAt")
     status, got = cluster.plane.request(
         "PATCH",
         f"{ARGO}/{APPS_APP}",
@@ -443,7 +447,8 @@ def test_sync_with_prune_deletes_nothing_federator_created(cluster: Cluster, env
 
     def finished() -> dict[str, Any] | None:
         state = argo(cluster, APPS_APP)["status"].get("operationState") or {}
-        if state.get("startedAt") != started and state.get("phase") == "Succeeded":
+        mine = (state.get("operation") or {}).get("initiatedBy") == USER
+        if mine and state.get("phase") == "Succeeded":
             return state
         return None
 

@@ -49,6 +49,13 @@ CRD_FILES: tuple[str, ...] = (
     "applicationset-crd.yaml",
 )
 STOP_GRACE_SECONDS = 10.0
+COMPONENTS: tuple[str, ...] = ("redis", "repo-server", "controller", "server")  # start order
+# The multi-call binary picks its component by this name.
+BINARY_NAMES = {
+    "repo-server": "argocd-repo-server",
+    "controller": "argocd-application-controller",
+    "server": "argocd-server",
+}
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,40 @@ DEFAULT_PROJECT: dict[str, object] = {
 }
 
 
+def commands(
+    built: ArgoCDBuild, ports: Mapping[str, int], *, app_resync: int = 10
+) -> dict[str, list[str]]:
+    """The command line of each component, every listener on loopback (the controller's metrics
+    port, which has no address flag, aside)."""
+    redis = f"127.0.0.1:{ports['redis']}"
+    binary = str(built.binary)
+    common = ["--loglevel", "info", "--logformat", "text", "--redis", redis]
+    clients = ["--repo-server", f"127.0.0.1:{ports['repo-server']}", "--repo-server-plaintext"]
+    namespace = ["--namespace", ArgoCD.NAMESPACE]
+    # v3.6 refuses --disable-tls with its default (non-empty) client CA path.
+    repo_server = [binary, *common, "--disable-tls", "--client-ca-path="]
+    repo_server += ["--address", "127.0.0.1", "--port", str(ports["repo-server"])]
+    repo_server += ["--metrics-address", "127.0.0.1", "--metrics-port", str(ports["repo-metrics"])]
+    # A branch's head is cached for 3 minutes by default: a new commit would go unseen.
+    repo_server += ["--revision-cache-expiration", "1s"]
+    # --persist-resource-health: each resource's health in status.resources (since 3.0 it is
+    # otherwise kept only in Redis).
+    controller = [binary, *common, *namespace, *clients, "--metrics-port", str(ports["controller"])]
+    controller += ["--app-resync", str(app_resync), "--app-resync-jitter", "0"]
+    controller += ["--self-heal-timeout-seconds", "2", "--persist-resource-health"]
+    # The API server (for the resource tree): no UI, no TLS, no auth, no Dex.
+    server = [binary, *common, *namespace, *clients, "--insecure", "--disable-auth"]
+    server += ["--address", "127.0.0.1", "--port", str(ports["server"])]
+    server += ["--metrics-address", "127.0.0.1", "--metrics-port", str(ports["server-metrics"])]
+    server += ["--dex-server", "http://127.0.0.1:1", "--dex-server-plaintext"]
+    return {
+        "redis": [str(built.redis), "-addr", redis],
+        "repo-server": repo_server,
+        "controller": controller,
+        "server": server,
+    }
+
+
 class ArgoCD:
     """Argo CD out of cluster on loopback against `plane`: miniredis, the repo-server, the
     application controller and (optionally) the API server, each in its own process group with
@@ -287,52 +328,23 @@ class ArgoCD:
         on its port."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.install()
-        for name in ("redis", "repo", "repo-metrics", "controller", "server", "server-metrics"):
+        for name in (*COMPONENTS, "repo-metrics", "server-metrics"):
             port = free_port()
             while port in self.ports.values():
                 port = free_port()
             self.ports[name] = port
         env = self._env()
-        redis = f"127.0.0.1:{self.ports['redis']}"
-        repo = f"127.0.0.1:{self.ports['repo']}"
-        binary = str(self.built.binary)
-        common = ("--loglevel", "info", "--logformat", "text")
-        self._spawn("redis", (str(self.built.redis), "-addr", redis), env)
-        self._wait_port("redis", self.ports["redis"], timeout)
-        # v3.6 refuses --disable-tls with its default (non-empty) client CA path.
-        repo_server = [binary, *common, "--disable-tls", "--client-ca-path="]
-        repo_server += ["--address", "127.0.0.1", "--port", str(self.ports["repo"])]
-        repo_server += ["--metrics-address", "127.0.0.1"]
-        repo_server += ["--metrics-port", str(self.ports["repo-metrics"]), "--redis", redis]
-        # A branch's head is cached for 3 minutes by default: a new commit would go unseen.
-        repo_server += ["--revision-cache-expiration", "1s"]
-        self._spawn("repo-server", repo_server, {**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"})
-        self._wait_port("repo-server", self.ports["repo"], timeout)
-        # --persist-resource-health: each resource's health in status.resources (since 3.0 it
-        # is otherwise kept only in Redis).
-        clients = ["--repo-server", repo, "--repo-server-plaintext", "--redis", redis]
-        controller = [binary, *common, "--namespace", self.NAMESPACE, *clients]
-        controller += ["--metrics-port", str(self.ports["controller"])]
-        controller += ["--app-resync", str(self.app_resync), "--app-resync-jitter", "0"]
-        controller += ["--self-heal-timeout-seconds", "2"]
-        controller += ["--persist-resource-health"]
-        env_controller = {**env, "ARGOCD_BINARY_NAME": "argocd-application-controller"}
-        self._spawn("controller", controller, env_controller)
-        self._wait_port("controller", self.ports["controller"], timeout)
-        if self.api_server:
-            server = [binary, *common, "--namespace", self.NAMESPACE, *clients]
-            server += ["--insecure", "--disable-auth"]
-            server += ["--address", "127.0.0.1", "--port", str(self.ports["server"])]
-            server += ["--metrics-address", "127.0.0.1"]
-            server += ["--metrics-port", str(self.ports["server-metrics"])]
-            server += ["--dex-server", "http://127.0.0.1:1", "--dex-server-plaintext"]
-            self._spawn("server", server, {**env, "ARGOCD_BINARY_NAME": "argocd-server"})
-            self._wait_port("server", self.ports["server"], timeout)
+        argv = commands(self.built, self.ports, app_resync=self.app_resync)
+        for name in COMPONENTS if self.api_server else COMPONENTS[:-1]:
+            binary_name = BINARY_NAMES.get(name)
+            extra = {"ARGOCD_BINARY_NAME": binary_name} if binary_name else {}
+            self._spawn(name, argv[name], {**env, **extra})
+            self._wait_port(name, self.ports[name], timeout)
 
     def stop(self) -> None:
         """The API server and controller first, Redis last; each group SIGTERMed, then
         SIGKILLed after a grace."""
-        for name in ("server", "controller", "repo-server", "redis"):
+        for name in reversed(COMPONENTS):
             proc = self.procs.pop(name, None)
             if proc is not None:
                 stop_group(proc, STOP_GRACE_SECONDS)

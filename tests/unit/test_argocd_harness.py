@@ -52,3 +52,40 @@ def test_a_missing_build_names_the_command_that_builds_it(
 def test_the_chart_ships_the_health_keys_the_harness_installs() -> None:
     data = yaml.safe_load((CHART / "argocd" / "argocd-cm.yaml").read_text())["data"]
     assert "resource.customizations.health.federator.io_Application" in data
+
+
+PORTS = {
+    "redis": 16379,
+    "repo-server": 18081,
+    "repo-metrics": 18084,
+    "controller": 18082,
+    "server": 18080,
+    "server-metrics": 18083,
+}
+
+
+def test_every_component_listens_on_loopback_and_talks_to_loopback() -> None:
+    argv = argocd.commands(argocd.ArgoCDBuild(Path("/a")), PORTS)
+    assert argv["redis"] == ["/a/bin/miniredis-server", "-addr", "127.0.0.1:16379"]
+    for name in ("repo-server", "server"):
+        flags = argv[name]
+        assert flags[0] == "/a/bin/argocd"
+        for flag in ("--address", "--metrics-address"):
+            assert flags[flags.index(flag) + 1] == "127.0.0.1"
+    for name in ("repo-server", "controller", "server"):
+        flags = argv[name]
+        assert flags[flags.index("--redis") + 1] == "127.0.0.1:16379"
+    for name in ("controller", "server"):
+        flags = argv[name]
+        assert flags[flags.index("--repo-server") + 1] == "127.0.0.1:18081"
+    assert argv["server"][argv["server"].index("--dex-server") + 1] == "http://127.0.0.1:1"
+
+
+def test_the_flags_argocd_needs_out_of_cluster() -> None:
+    argv = argocd.commands(argocd.ArgoCDBuild(Path("/a")), PORTS, app_resync=7)
+    # v3.6 refuses --disable-tls with a non-empty client CA path.
+    assert {"--disable-tls", "--client-ca-path="} <= set(argv["repo-server"])
+    controller = argv["controller"]
+    assert "--persist-resource-health" in controller  # health in status.resources
+    assert controller[controller.index("--app-resync") + 1] == "7"
+    assert set(argocd.BINARY_NAMES) == set(argocd.COMPONENTS) - {"redis"}

@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "federator"
 APPS_NS, KAFKA_NS, CHART_NS = "acd-apps", "acd-kafka", "acd-federator"
 NAME = "call-record-aggregator"
+SURVIVOR = "survivor"  # a Federator Application the chart's uninstall leaves alone
 CHART_APP, APPS_APP = "federator", "streaming-apps"
 ARGO = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
 FAPP = f"/apis/federator.io/v1alpha1/namespaces/{APPS_NS}/applications"
@@ -69,6 +70,14 @@ CHILD_KINDS = {  # what the example creates, by list path
         f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{APPS_NS}/sparkapplications"
     ),
     "KafkaTopic": f"/apis/kafka.strimzi.io/v1/namespaces/{KAFKA_NS}/kafkatopics",
+}
+
+
+KAFKA_CLUSTER = {
+    "name": "default",
+    "strimziCluster": "pipelines-strimzi",
+    "namespace": KAFKA_NS,
+    "bootstrapServers": "pipelines-strimzi-kafka-bootstrap:9092",
 }
 
 
@@ -109,6 +118,9 @@ class Git:
 
 @dataclass
 class Env:
+    """What the tests share. The operator and the simulator start when a test needs them: the
+    CRD comes from the chart's sync, and the first health Argo CD sees must be Progressing."""
+
     argocd: ArgoCD
     git: Git
     operator: OperatorProcess
@@ -116,7 +128,6 @@ class Env:
     started: list[Callable[[], None]] = field(default_factory=list)
 
     def start_operator(self) -> None:
-        """Once the chart's sync installed the CRD: the operator and (later) the simulator."""
         self.operator.start()
         self.started.append(self.operator.stop)
 
@@ -173,25 +184,19 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                     content_type="application/merge-patch+json",
                 )
                 plane.request("DELETE", f"{ARGO}/{app}")
-            plane.request("DELETE", f"{FAPP}/{NAME}")
+            for name in (NAME, SURVIVOR):
+                plane.request("DELETE", f"{FAPP}/{name}")
             if state.operator.proc is not None:
-                eventually(
-                    lambda: plane.request("GET", f"{FAPP}/{NAME}")[0] == 404,
-                    "the Federator Application deleted",
-                    60,
-                )
+                for name in (NAME, SURVIVOR):
+                    eventually(
+                        gone(cluster, f"{FAPP}/{name}"),
+                        f"the Federator Application {name} deleted",
+                        60,
+                    )
         finally:
             for stop in reversed(state.started):
                 stop()
             argocd.stop()
-
-
-KAFKA_CLUSTER = {
-    "name": "default",
-    "strimziCluster": "pipelines-strimzi",
-    "namespace": KAFKA_NS,
-    "bootstrapServers": "pipelines-strimzi-kafka-bootstrap:9092",
-}
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -300,6 +305,11 @@ def children(cluster: Cluster) -> dict[tuple[str, str], str]:
         for item in body["items"]:
             out[(kind, item["metadata"]["name"])] = item["metadata"]["uid"]
     return out
+
+
+def gone(cluster: Cluster, path: str) -> Callable[[], bool]:
+    """A check: the object at `path` no longer exists."""
+    return lambda: int(cluster.plane.request("GET", path)[0]) == 404
 
 
 def resource_path(cluster: Cluster, item: dict[str, Any]) -> str:
@@ -469,13 +479,13 @@ def test_cascade_delete_removes_children_and_keeps_retained_topics(
     status, got = cluster.plane.request("DELETE", f"{ARGO}/{APPS_APP}")
     assert status in (200, 202), got
     wait(
-        lambda: cluster.plane.request("GET", f"{ARGO}/{APPS_APP}")[0] == 404,
+        gone(cluster, f"{ARGO}/{APPS_APP}"),
         "the Argo CD Application gone (its cascade finalizer done)",
         env,
         SYNC,
     )
     wait(
-        lambda: cluster.plane.request("GET", f"{FAPP}/{NAME}")[0] == 404,
+        gone(cluster, f"{FAPP}/{NAME}"),
         "the Federator Application deleted by Argo CD",
         env,
         HEALTH,
@@ -497,7 +507,7 @@ def test_cascade_delete_removes_children_and_keeps_retained_topics(
 def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, env: Env) -> None:
     # A Federator Application nobody's Argo CD Application tracks, to see what survives.
     survivor = federator_app()
-    survivor["metadata"]["name"] = "survivor"
+    survivor["metadata"]["name"] = SURVIVOR
     status, got = cluster.plane.request("POST", FAPP, survivor)
     assert status == 201, got
     assert cluster.plane.request("GET", DEPLOYMENTS)[1]["items"], "the chart's Deployment"
@@ -506,7 +516,7 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
     status, got = cluster.plane.request("DELETE", f"{ARGO}/{CHART_APP}")
     assert status in (200, 202), got
     wait(
-        lambda: cluster.plane.request("GET", f"{ARGO}/{CHART_APP}")[0] == 404,
+        gone(cluster, f"{ARGO}/{CHART_APP}"),
         "the chart's Argo CD Application gone (its cascade finalizer done)",
         env,
         SYNC,
@@ -522,20 +532,20 @@ def test_uninstalling_the_chart_through_argocd_keeps_the_crd(cluster: Cluster, e
     for item in rendered:
         if item["kind"] != "CustomResourceDefinition":
             path = resource_path(cluster, item)
-            wait(lambda p=path: cluster.plane.request("GET", p)[0] == 404, path, env, HEALTH)
+            wait(gone(cluster, path), path, env, HEALTH)
     status, crd = cluster.plane.request("GET", CRD)
     assert status == 200 and "deletionTimestamp" not in crd["metadata"], crd
-    status, body = cluster.plane.request("GET", f"{FAPP}/survivor")
+    status, body = cluster.plane.request("GET", f"{FAPP}/{SURVIVOR}")
     assert status == 200 and "deletionTimestamp" not in body["metadata"], body
     # With the operator gone it would stay: it still carries federator's finalizer.
     assert "federator.io/finalizer" in body["metadata"]["finalizers"]
     # The namespace Argo CD created for the release (CreateNamespace=true) is not tracked: kept.
     assert cluster.plane.request("GET", f"/api/v1/namespaces/{CHART_NS}")[0] == 200
     # Clean up with the operator (still running here): its finalizer lets it go.
-    status, got = cluster.plane.request("DELETE", f"{FAPP}/survivor")
+    status, got = cluster.plane.request("DELETE", f"{FAPP}/{SURVIVOR}")
     assert status in (200, 202), got
     wait(
-        lambda: cluster.plane.request("GET", f"{FAPP}/survivor")[0] == 404,
+        gone(cluster, f"{FAPP}/{SURVIVOR}"),
         "survivor deleted",
         env,
         HEALTH,

@@ -58,8 +58,8 @@ TOOLS: tuple[str, ...] = ("podman", "buildah", "runc", "debootstrap")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 IMAGE_NAME = "localhost/federator"
 BASE_NAME = "localhost/federator-base"
-LOCK = Path("requirements") / "image.lock"
-BUILD_LOCK = Path("requirements") / "image-build.lock"
+# Built images kept (the newest ones): several checkouts share the cache.
+KEEP_IMAGES = 3
 
 
 class ImageBuildError(RuntimeError):
@@ -511,12 +511,35 @@ def ensure_image(
                 "seconds": round(time.monotonic() - t0, 1),
             }
             _install(staged, directory, facts)
+        for old in prune(root=root):
+            _say(stream, f"federator: removed the older image {old}")
         _say(
             stream,
             f"federator: image {tag} built in {time.monotonic() - t0:.0f}s, "
             f"{int(str(facts['size'])) / 1e6:.0f} MB",
         )
     return BuiltImage(tag, directory, facts)
+
+
+def prune(keep: int = KEEP_IMAGES, root: Path | None = None) -> list[str]:
+    """Remove all but the `keep` newest built images (and their cache directories): each source
+    change builds a new one. An image a container still uses is left alone (podman refuses),
+    so a test running from another checkout is never pulled from under it."""
+    cache = image_cache(root)
+    built = sorted(
+        (d for d in cache.glob("federator-*") if (d / COMPLETE_MARKER).is_file()),
+        key=lambda d: (d / COMPLETE_MARKER).stat().st_mtime,
+        reverse=True,
+    )
+    removed: list[str] = []
+    for directory in built[keep:]:
+        tag = str(json.loads((directory / COMPLETE_MARKER).read_text())["tag"])
+        if image_exists(tag, root) and podman("rmi", tag, root=root, check=False).returncode:
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        (cache / f"{directory.name}.build.log").unlink(missing_ok=True)
+        removed.append(tag)
+    return removed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -323,57 +323,91 @@ def test_the_image_holds_no_build_secret(built: image.BuiltImage, tmp_path: Path
 # ---- the running container -----------------------------------------------------------------------
 
 
-def exec_python(pod: dict[str, Any], code: str) -> str:
-    out = podman("exec", pod["name"], "/opt/federator/bin/python", "-c", code)
-    return out.stdout.strip()
+# Run inside the container (python -c): what the process sees of its own confinement.
+INSIDE = """
+import json, os, sys
 
 
-def test_the_container_runs_as_the_deployment_says(pod: dict[str, Any]) -> None:
+def writable(path):
+    try:
+        open(os.path.join(path, ".probe"), "w").close()
+        os.remove(os.path.join(path, ".probe"))
+        return True
+    except OSError:
+        return False
+
+
+def memory_limit():
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        if os.path.exists(path):
+            return open(path).read().strip()
+    return None
+
+
+status = dict(
+    line.split(":\\t", 1) for line in open("/proc/1/status").read().splitlines() if ":\\t" in line
+)
+mounts = {fields[1]: fields for fields in (m.split() for m in open("/proc/mounts"))}
+sa = sys.argv[1]
+print(json.dumps({
+    "uid": os.getuid(),
+    "gid": os.getgid(),
+    "root_writable": writable("/"),
+    "opt_writable": writable("/opt"),
+    "tmp_writable": writable("/tmp"),
+    "tmp_mount": mounts.get("/tmp", [None] * 4)[2:4],
+    "cap_eff": status["CapEff"].strip(),
+    "no_new_privs": status["NoNewPrivs"].strip(),
+    "token": os.access(sa + "/token", os.R_OK),
+    "namespace": open(sa + "/namespace").read(),
+    "kubeconfig": "KUBECONFIG" in os.environ or os.path.exists(os.path.expanduser("~/.kube")),
+    "settings": os.listdir("/etc/federator"),
+    "pid1": open("/proc/1/cmdline").read().rstrip("\\0").split("\\0"),
+    "pid1_env": dict(
+        item.split("=", 1) for item in open("/proc/1/environ").read().split("\\0") if "=" in item
+    ),
+    "memory_limit": memory_limit(),
+}))
+"""
+
+
+def test_the_container_runs_as_the_deployment_says(
+    built: image.BuiltImage, pod: dict[str, Any]
+) -> None:
     run: PodmanRun = pod["run"]
+    container = pod["container"]
     eventually(lambda: running(pod), "the container running", 30)
-    facts = json.loads(
-        exec_python(
-            pod,
-            "import json, os\n"
-            "def writable(path):\n"
-            "    try:\n"
-            "        open(os.path.join(path, '.probe'), 'w').close()\n"
-            "        os.remove(os.path.join(path, '.probe'))\n"
-            "        return True\n"
-            "    except OSError:\n"
-            "        return False\n"
-            "status = dict(l.split(':\\t', 1) for l in open('/proc/1/status').read().splitlines()"
-            " if ':\\t' in l)\n"
-            f"sa = '{SERVICE_ACCOUNT_PATH}'\n"
-            "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(),"
-            " 'root_writable': writable('/'), 'opt_writable': writable('/opt'),"
-            " 'tmp_writable': writable('/tmp'),"
-            " 'cap_eff': status['CapEff'].strip(), 'no_new_privs': status['NoNewPrivs'].strip(),"
-            " 'token': os.access(sa + '/token', os.R_OK),"
-            " 'namespace': open(sa + '/namespace').read(),"
-            " 'kubeconfig': 'KUBECONFIG' in os.environ"
-            " or os.path.exists(os.path.expanduser('~/.kube/config')),"
-            " 'settings': os.listdir('/etc/federator'),"
-            " 'pid1': open('/proc/1/cmdline').read().split(chr(0))[:3]}))",
-        )
+    out = podman(
+        "exec", pod["name"], "/opt/federator/bin/python", "-c", INSIDE, SERVICE_ACCOUNT_PATH
     )
+    facts = json.loads(out.stdout)
     assert (facts["uid"], facts["gid"]) == (run.uid, run.gid) == (65532, 65532)
-    assert run.run_as_non_root and facts["uid"] != 0
+    # runAsNonRoot: the kubelet would refuse a root user; the image's own USER is non-root too.
+    user = podman("image", "inspect", "--format", "{{.Config.User}}", built.tag).stdout.strip()
+    assert run.run_as_non_root and facts["uid"] != 0 and user.split(":")[0] not in ("", "0")
     assert not facts["root_writable"] and not facts["opt_writable"], "read-only root filesystem"
     assert facts["tmp_writable"], "/tmp, the emptyDir, is writable"
+    tmp_limit = next(f for f in run.flags if f.startswith("/tmp:")).split("size=")[1]
+    fstype, options = facts["tmp_mount"]
+    assert fstype == "tmpfs" and f"size={int(tmp_limit) // 1024}k" in options.split(","), options
     assert facts["cap_eff"] == "0000000000000000", "every capability dropped"
     assert facts["no_new_privs"] == "1"
     assert facts["token"] and facts["namespace"] == SYSTEM_NS
     assert not facts["kubeconfig"], "in-cluster credentials only"
     assert facts["settings"] == ["settings.yaml"]
-    # The Deployment's command and args, as PID 1 (the venv's console script runs python).
-    assert "federator" in " ".join(facts["pid1"])
-    inspect = json.loads(
+    # PID 1 is the Deployment's command with its args (the console script runs on python).
+    args = container["args"]
+    assert facts["pid1"][-len(args) :] == args
+    assert Path(facts["pid1"][-len(args) - 1]).name == container["command"][0]
+    for env in container["env"]:
+        assert facts["pid1_env"].get(env["name"]) == env["value"], env
+    limit = quantity_bytes(container["resources"]["limits"]["memory"])
+    assert facts["memory_limit"] == str(limit), "the cgroup enforces the memory limit"
+    host = json.loads(
         podman("container", "inspect", "--format", "{{json .HostConfig}}", pod["name"]).stdout
     )
-    limit = pod["container"]["resources"]["limits"]["memory"]
-    assert inspect["Memory"] == quantity_bytes(limit)
-    assert inspect["ReadonlyRootfs"] is True
+    assert host["Memory"] == limit
+    assert host["ReadonlyRootfs"] is True
 
 
 def test_the_probes_answer(pod: dict[str, Any]) -> None:

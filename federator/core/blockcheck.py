@@ -21,7 +21,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from federator.core import delegates, deploymentschema, imageref, naming, openapi, quickcheck
+from federator.core import (
+    delegates,
+    deploymentschema,
+    flinkconf,
+    imageref,
+    naming,
+    openapi,
+    quickcheck,
+)
 from federator.core.delegates import Delegate, TargetApis, specschemas
 from federator.core.model import Application, Streamlet
 from federator.core.problems import Code, Problem, format_path, suggest
@@ -243,13 +251,12 @@ def _placement_problems(
             message=f"pods cannot be moved to another namespace: {stay}; remove this field",
         )
     setting = delegate.namespace_setting
-    conf = block.get(setting[0]) if setting else None
-    if setting and isinstance(conf, Mapping):
+    if setting:
         section, key = setting
-        nested = conf.get("kubernetes")
-        if key in conf or (isinstance(nested, Mapping) and "namespace" in nested):
+        # Read as the delegate reads its configuration: nested maps are dotted keys.
+        for entry in flinkconf.lookup(block.get(section), key):
             yield Problem(
-                path=format_path([base, section, key]),
+                path=format_path([base, section, *entry.path]),
                 code=Code.CHILD_PLACEMENT,
                 message=f"{key} would run the {delegate.kind}'s pods in another namespace: "
                 f"{stay}; remove this setting",

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from federator.core import flinkconf
+
 Path = tuple[str | int, ...]
 Placement = tuple[Path, Any, bool]
 """(pod path, value, append): a value a configuration key puts into the pod."""
@@ -47,6 +49,8 @@ class Conf:
 
     source: Path
     read: Callable[[str, Any], Iterator[Placement]]
+    nested: bool = False
+    """Nested maps are options too, their keys joined with dots (`flinkconf`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,20 +101,29 @@ def _flag(value: Any) -> Any:
 
 
 def _flink_conf(role: str) -> Callable[[str, Any], Iterator[Placement]]:
-    """Flink's native Kubernetes options that set pod fields of the JobManager/TaskManager."""
+    """Flink's native Kubernetes options that set pod fields of the JobManager/TaskManager
+    (`KubernetesConfigOptions`), each under every key Flink reads it from: the role's own key
+    and its fallback, and a map option in its string and prefix-map forms."""
+    annotations = f"kubernetes.{role}.annotations"
 
     def read(key: str, value: Any) -> Iterator[Placement]:
-        if key in ("kubernetes.service-account", f"kubernetes.{role}.service-account"):
+        if key in service_account_options(role):
             yield ("spec", "serviceAccountName"), value, False
-        elif key == "kubernetes.hostnetwork.enabled":
+        elif key == HOST_NETWORK_OPTION:
             yield ("spec", "hostNetwork"), _flag(value), False
-        elif key == f"kubernetes.{role}.annotations" and isinstance(value, str):
-            for pair in value.split(","):
-                name, _, text = pair.partition(":")
-                if name.strip():
-                    yield ("metadata", "annotations", name.strip()), text.strip(), False
+        elif key == annotations or key.startswith(annotations + "."):
+            for name, text, _ in flinkconf.map_option({key: value}, annotations):
+                yield ("metadata", "annotations", name), text, False
 
     return read
+
+
+def service_account_options(role: str) -> tuple[str, str]:
+    """`kubernetes.<role>.service-account`, which falls back to `kubernetes.service-account`."""
+    return (f"kubernetes.{role}.service-account", "kubernetes.service-account")
+
+
+HOST_NETWORK_OPTION = "kubernetes.hostnetwork.enabled"
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -150,7 +163,11 @@ def apache_flink_role(role: str) -> Role:
             (Place(source=("spec", role, "podTemplate"), target=()),),
             (Place(source=("spec", "serviceAccount"), target=("spec", "serviceAccountName")),),
         ),
-        conf=(Conf(source=("spec", "flinkConfiguration"), read=_flink_conf(role.lower())),),
+        conf=(
+            Conf(
+                source=("spec", "flinkConfiguration"), read=_flink_conf(role.lower()), nested=True
+            ),
+        ),
     )
 
 
@@ -343,9 +360,14 @@ def _conf_layer(manifest: Mapping[str, Any], role: Role) -> _Node | None:
         values = _get(manifest, conf.source)
         if not isinstance(values, Mapping):
             continue
-        for key, value in values.items():
-            for target, placed, append in conf.read(str(key), value):
-                node = _annotate(placed, (*conf.source, str(key)), extend=False)
+        options = (
+            [(e.key, e.value, e.path) for e in flinkconf.entries(values)]
+            if conf.nested
+            else [(str(k), v, (str(k),)) for k, v in values.items()]
+        )
+        for key, value, written in options:
+            for target, placed, append in conf.read(key, value):
+                node = _annotate(placed, (*conf.source, *written), extend=False)
                 root = _put(root or _Node(None, {}), target, node, append=append)
     return root
 

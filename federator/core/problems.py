@@ -30,6 +30,7 @@ class Code(StrEnum):
     UNKNOWN_KAFKA_CLUSTER = "UnknownKafkaCluster"
     KAFKA_CLUSTER_NOT_ALLOWED = "KafkaClusterNotAllowed"
     TOPIC_PREFIX = "TopicPrefixRequired"
+    TOPIC_NOT_SHARED = "TopicNotShared"
     SCHEMA_MISMATCH = "IncompatibleSchemas"
     INVALID_PORT_SCHEMA = "InvalidPortSchema"
     CYCLE = "Cycle"

@@ -285,6 +285,7 @@ def parse_settings(data: Mapping[str, Any] | None) -> Settings:
                 "topicApiVersion",
                 "allowedNamespaces",
                 "topicPrefix",
+                "sharedTopics",
             },
             where,
         )

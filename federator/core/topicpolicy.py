@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from federator.core.problems import Code, Problem
 
 if TYPE_CHECKING:  # settings imports this module; these are for annotations only
-    from federator.core.model import Application
+    from federator.core.model import Application, TopicSpec
     from federator.core.settings import Settings
 
 PLACEHOLDERS = ("namespace", "application")
@@ -45,6 +45,20 @@ class PolicyError(ValueError):
         super().__init__(f"{key}: {reason}")
 
 
+ACCESS = ("read", "readwrite")
+"""What a shared topic allows the namespaces it is shared with: consuming it, or also producing
+into it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedTopic:
+    """The platform's consent that Applications of other namespaces may use one topic."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    access: str = "read"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TopicPolicy:
     """The naming policy of one named Kafka cluster (`kafkaClusters[]` in the settings)."""
@@ -55,6 +69,9 @@ class TopicPolicy:
     """Prefix template of every topic federator creates on the cluster, e.g. `{namespace}.`;
     empty means no prefix (the seed's names)."""
 
+    shared: tuple[SharedTopic, ...] = ()
+    """Topics applications may use outside their own prefix (`managed: false`), and who."""
+
     def allows(self, namespace: str) -> bool:
         return not self.allowed_namespaces or namespace in self.allowed_namespaces
 
@@ -64,6 +81,20 @@ class TopicPolicy:
         if not self.topic_prefix:
             return ""
         return self.topic_prefix.format(namespace=namespace, application=application)
+
+    def own(self, topic: str, namespace: str, application: str) -> bool:
+        """Whether `topic` is within what the prefix gives `namespace`: the template up to its
+        `{application}` placeholder (a team's applications may share topics among themselves),
+        or the whole prefix when the template does not name the namespace."""
+        if "{namespace}" in self.topic_prefix:
+            mine = self.topic_prefix.split("{application}")[0].format(namespace=namespace)
+        else:
+            mine = self.prefix(namespace, application)
+        return topic.startswith(mine)
+
+    def sharing(self, topic: str, namespace: str) -> SharedTopic | None:
+        """The consent that shares `topic` with `namespace`, if any."""
+        return next((s for s in self.shared if s.name == topic and namespace in s.namespaces), None)
 
 
 def template_error(template: str) -> str | None:
@@ -121,7 +152,49 @@ def parse(raw: Mapping[str, Any]) -> TopicPolicy:
     reason = template_error(template)
     if reason:
         raise PolicyError("topicPrefix", reason)
-    return TopicPolicy(allowed_namespaces=tuple(namespaces), topic_prefix=template)
+    return TopicPolicy(
+        allowed_namespaces=tuple(namespaces),
+        topic_prefix=template,
+        shared=_shared(raw.get("sharedTopics")),
+    )
+
+
+def _shared(raw: Any) -> tuple[SharedTopic, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PolicyError("sharedTopics", f"expected a list, got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"sharedTopics[{i}]"
+        if not isinstance(item, Mapping):
+            raise PolicyError(where, f"expected a map with name and namespaces, got {item!r}")
+        unknown = sorted(set(item) - {"name", "namespaces", "access"})
+        if unknown:
+            raise PolicyError(
+                f"{where}.{unknown[0]}", "unknown key; known: name, namespaces, access"
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not name or not _FRAGMENT.match(name):
+            raise PolicyError(f"{where}.name", f"expected a topic name, got {name!r}")
+        namespaces = item.get("namespaces")
+        if (
+            not isinstance(namespaces, list)
+            or not namespaces
+            or not all(
+                isinstance(n, str) and len(n) <= 63 and _NAMESPACE.match(n) for n in namespaces
+            )
+        ):
+            raise PolicyError(
+                f"{where}.namespaces", f"expected a list of namespace names, got {namespaces!r}"
+            )
+        access = item.get("access", "read")
+        if access not in ACCESS:
+            raise PolicyError(
+                f"{where}.access", f"expected one of {', '.join(ACCESS)}, got {access!r}"
+            )
+        out.append(SharedTopic(name=name, namespaces=tuple(namespaces), access=access))
+    return tuple(out)
 
 
 def implicit_prefix(app: Application, settings: Settings) -> str:
@@ -132,9 +205,8 @@ def implicit_prefix(app: Application, settings: Settings) -> str:
 
 def problems(app: Application, settings: Settings) -> Iterable[Problem]:
     """What `app` breaks of its cluster's policy: its namespace is not allowed to use the
-    cluster, or a managed explicit topic lacks the prefix. Unmanaged topics are exempt: they
-    exist outside federator, which never writes them (reading a shared topic is for Kafka's
-    ACLs to allow)."""
+    cluster, a managed explicit topic lacks the prefix, or an unmanaged topic outside the
+    namespace's prefix was not shared with it (or only for reading, and the app produces)."""
     cluster = settings.kafka_cluster(app.kafka_cluster)
     if cluster is None:
         return
@@ -160,6 +232,8 @@ def problems(app: Application, settings: Settings) -> Iterable[Problem]:
         )
         return
     for topic in app.topics:
+        if prefix and not topic.managed:
+            yield from _unmanaged(topic, app, cluster.name, policy)
         if prefix and topic.managed and not topic.name.startswith(prefix):
             fixed = prefix + topic.name
             yield Problem(
@@ -171,3 +245,32 @@ def problems(app: Application, settings: Settings) -> Iterable[Problem]:
                 + (f"; rename it to {fixed!r}" if len(fixed) <= TOPIC_MAX else "")
                 + " (to use a topic that exists outside this application, set managed: false)",
             )
+
+
+def _unmanaged(
+    topic: TopicSpec, app: Application, cluster: str, policy: TopicPolicy
+) -> Iterable[Problem]:
+    """An unmanaged topic outside the namespace's prefix is another team's (or the platform's):
+    its streamlets would read or write it with nothing but Kafka's ACLs in the way, so the
+    platform must have shared it with this namespace (`kafkaClusters[].sharedTopics`), for
+    writing if this application produces into it."""
+    if policy.own(topic.name, app.namespace, app.name):
+        return
+    consent = policy.sharing(topic.name, app.namespace)
+    where = f"kafkaClusters[{cluster}].sharedTopics of the operator settings"
+    if consent is None:
+        yield Problem(
+            path=f"{topic.path}.name",
+            code=Code.TOPIC_NOT_SHARED,
+            message=f"topic {topic.name!r} is outside this namespace's names "
+            f"({policy.topic_prefix!r} on Kafka cluster {cluster!r}) and the platform team has "
+            f"not shared it with namespace {app.namespace!r}: ask them to list it in {where}",
+        )
+    elif topic.producers and consent.access != "readwrite":
+        yield Problem(
+            path=f"{topic.path}.producers",
+            code=Code.TOPIC_NOT_SHARED,
+            message=f"topic {topic.name!r} is shared with namespace {app.namespace!r} for "
+            f"reading only: this application may consume it, not produce into it (access: "
+            f"readwrite in {where})",
+        )

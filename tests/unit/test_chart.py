@@ -47,7 +47,7 @@ import yaml
 
 from federator.core import delegates, limits
 from federator.core.settings import parse_settings
-from federator.core.topicpolicy import TopicPolicy, template_error
+from federator.core.topicpolicy import SharedTopic, TopicPolicy, template_error
 from federator.devcluster import build
 from federator.devcluster.harness import in_ci
 
@@ -710,7 +710,9 @@ def test_the_recommended_multi_team_policy_reaches_the_settings(rendered: dict[s
     cluster = parse_settings(settings_of(rendered, "multi-team")).kafka_cluster("default")
     assert cluster is not None
     assert cluster.topic_policy == TopicPolicy(
-        allowed_namespaces=("team-a", "team-b"), topic_prefix="{namespace}."
+        allowed_namespaces=("team-a", "team-b"),
+        topic_prefix="{namespace}.",
+        shared=(SharedTopic(name="team-b.orders.w.out", namespaces=("team-a",), access="read"),),
     )
     defaults = parse_settings(settings_of(rendered, "defaults")).kafka_cluster("default")
     assert defaults is not None and defaults.topic_policy == TopicPolicy()  # the seed's names

@@ -295,7 +295,7 @@ def test_an_unknown_cluster_gets_no_prefix_and_one_problem() -> None:
             {
                 "topics": [
                     {"name": "team-a.own", "producers": ["src.out"]},
-                    {"name": "shared.events", "consumers": ["sink.in"], "managed": False},
+                    {"name": "team-a.events", "consumers": ["sink.in"], "managed": False},
                     {"name": "mine"},
                 ],
                 "connections": [],
@@ -309,7 +309,7 @@ def test_an_unknown_cluster_gets_no_prefix_and_one_problem() -> None:
         "underscore-is-not-the-prefix",
         "prefixed",
         "any-prefixed-name",
-        "unmanaged-is-exempt",
+        "unmanaged-own-topic-is-exempt",
     ],
 )
 def test_explicit_topics_must_carry_the_prefix(
@@ -529,3 +529,81 @@ def test_a_topic_owned_by_another_application_is_held_naming_the_owner() -> None
 def test_streamlets_do_not_start_on_a_topic_owned_by_another_application() -> None:
     _, plan = team_a_beside_team_b()
     assert [c.streamlet for c in plan.apply if c.streamlet] == []
+
+
+# --- topics of other teams: only by the platform's consent --------------------------------------
+
+
+def unmanaged(topic: str, *, produce: bool = False) -> dict[str, Any]:
+    """`sink.in` reads `topic` (and with `produce`, `src.out` writes it), which exists outside."""
+    return {
+        "connections": [],
+        "topics": [
+            {
+                "name": topic,
+                "consumers": ["sink.in"],
+                **({"producers": ["src.out"]} if produce else {}),
+                "managed": False,
+            }
+        ],
+    }
+
+
+def shared(*items: dict[str, Any]) -> Settings:
+    return settings_with(**RECOMMENDED, sharedTopics=list(items))
+
+
+def not_shared(result: Any) -> list[tuple[str, str]]:
+    return [(p.path, p.message) for p in result.problems if p.code is Code.TOPIC_NOT_SHARED]
+
+
+def test_another_teams_topic_needs_the_platforms_consent() -> None:
+    result = validation.validate(app(**unmanaged("team-b.orders.w.out")), shared())
+    ((path, message),) = not_shared(result)
+    assert path == "spec.topics[0].name"
+    assert "'team-b.orders.w.out' is outside this namespace's names" in message
+    assert "not shared it with namespace 'team-a'" in message
+    assert "kafkaClusters[default].sharedTopics" in message
+    assert not result.ok
+
+
+def test_a_topic_shared_with_the_namespace_may_be_read() -> None:
+    consent = {"name": "team-b.orders.w.out", "namespaces": ["team-a"]}
+    result = validation.validate(app(**unmanaged("team-b.orders.w.out")), shared(consent))
+    assert not_shared(result) == [] and result.ok, result.problems
+    # Shared with another namespace only: still refused for team-a.
+    other = {"name": "team-b.orders.w.out", "namespaces": ["team-c"]}
+    refused = validation.validate(app(**unmanaged("team-b.orders.w.out")), shared(other))
+    assert [p for p, _ in not_shared(refused)] == ["spec.topics[0].name"]
+
+
+def test_writing_a_shared_topic_needs_readwrite() -> None:
+    read = {"name": "platform.audit", "namespaces": ["team-a"]}
+    result = validation.validate(app(**unmanaged("platform.audit", produce=True)), shared(read))
+    ((path, message),) = not_shared(result)
+    assert path == "spec.topics[0].producers"
+    assert "for reading only" in message and "access: readwrite" in message
+    write = {**read, "access": "readwrite"}
+    ok = validation.validate(app(**unmanaged("platform.audit", produce=True)), shared(write))
+    assert ok.ok, ok.problems
+
+
+def test_without_a_prefix_there_is_no_ownership_to_check() -> None:
+    result = validation.validate(app(**unmanaged("team-b.orders.w.out")), settings_with())
+    assert result.ok, result.problems
+
+
+@pytest.mark.parametrize(
+    ("items", "error"),
+    [
+        ("x", "sharedTopics: expected a list"),
+        ([{"name": "t"}], "sharedTopics[0].namespaces: expected a list of namespace names"),
+        ([{"name": "t", "namespaces": ["Team_A"]}], "sharedTopics[0].namespaces"),
+        ([{"name": "bad name", "namespaces": ["a"]}], "sharedTopics[0].name: expected a topic"),
+        ([{"name": "t", "namespaces": ["a"], "access": "write"}], "sharedTopics[0].access"),
+        ([{"name": "t", "namespaces": ["a"], "acess": "read"}], "sharedTopics[0].acess: unknown"),
+    ],
+)
+def test_shared_topics_settings_errors_name_the_key(items: Any, error: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(error)):
+        settings_with(**RECOMMENDED, sharedTopics=items)

@@ -145,7 +145,7 @@ reads this shape from /etc/federator/settings.yaml).
 {{- define "federator.settings" -}}
 {{- $clusters := list -}}
 {{- range .Values.kafkaClusters -}}
-{{- $clusters = append $clusters (dict "name" .name "strimziCluster" .strimziCluster "namespace" .namespace "bootstrapServers" .bootstrapServers "topicApiVersion" (.topicApiVersion | default "auto") "allowedNamespaces" (.allowedNamespaces | default (list)) "topicPrefix" (.topicPrefix | default "")) -}}
+{{- $clusters = append $clusters (dict "name" .name "strimziCluster" .strimziCluster "namespace" .namespace "bootstrapServers" .bootstrapServers "topicApiVersion" (.topicApiVersion | default "auto") "allowedNamespaces" (.allowedNamespaces | default (list)) "topicPrefix" (.topicPrefix | default "") "sharedTopics" (.sharedTopics | default (list))) -}}
 {{- end -}}
 {{- $op := .Values.operator -}}
 {{- $settings := dict

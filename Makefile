@@ -52,7 +52,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests
 
-integration: controlplane delegates
+integration: controlplane delegates image
 	$(BIN)/pytest -m integration tests
 
 ## Everything CI runs: lint, unit and integration tests on the real control plane and the real

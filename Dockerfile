@@ -41,6 +41,14 @@ COPY hack/image/pip-secrets.sh /usr/local/lib/pip-secrets.sh
 RUN python -m venv --without-pip /opt/federator \
     && python -m venv /opt/build
 
+# tini, to run as PID 1 and hand signals to the operator: the kernel drops a signal PID 1 left
+# at its default action, and the interpreter needs its first ~60 ms before its own handlers are
+# in (docs/design-notes.md, "Signals as PID 1"). Debian's static build, copied alone into the
+# final stage (no package manager runs there).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.* \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 
 # The dependencies first, from the lock alone: a code change does not reinstall them.
@@ -86,6 +94,7 @@ RUN groupadd --system --gid 65532 federator \
         --shell /usr/sbin/nologin federator
 
 COPY --from=builder /opt/federator /opt/federator
+COPY --from=builder /usr/bin/tini-static /usr/bin/tini
 
 ENV PATH=/opt/federator/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -96,5 +105,7 @@ ENV PATH=/opt/federator/bin:$PATH \
 EXPOSE 8080 8081
 
 USER 65532:65532
-ENTRYPOINT ["federator"]
+# tini is PID 1, federator its child; a SIGTERM that arrives before federator's handlers are in
+# ends it with 143, which tini reports as 0 (a clean stop).
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "federator"]
 CMD ["run"]

@@ -199,26 +199,41 @@ def pod(
             directory = tmp / f"volume-{volume['name']}"
             write_files(directory, dict(config_maps[volume["configMap"]["name"]]["data"]))
             volume_dirs[volume["name"]] = str(directory)
-    name = f"{dep['metadata']['name']}-{secrets.token_hex(3)}"
-    run = translate(dep, volume_dirs=volume_dirs, service_account_dir=str(sa_dir), pod_name=name)
     server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     host, port = server.removeprefix("https://").rsplit(":", 1)
-    argv = run.argv(
-        container["image"],
-        "--detach",
-        "--pull=never",
-        "--network=host",
-        "--env",
-        f"KUBERNETES_SERVICE_HOST={host.strip('[]')}",
-        "--env",
-        f"KUBERNETES_SERVICE_PORT={port}",
-    )
+
+    def podman_run(name: str) -> tuple[PodmanRun, list[str]]:
+        """The `podman run` of the rendered Deployment, as container `name`."""
+        run = translate(
+            dep, volume_dirs=volume_dirs, service_account_dir=str(sa_dir), pod_name=name
+        )
+        argv = run.argv(
+            container["image"],
+            "--detach",
+            "--pull=never",
+            "--network=host",
+            "--env",
+            f"KUBERNETES_SERVICE_HOST={host.strip('[]')}",
+            "--env",
+            f"KUBERNETES_SERVICE_PORT={port}",
+        )
+        return run, argv
+
+    name = f"{dep['metadata']['name']}-{secrets.token_hex(3)}"
+    run, argv = podman_run(name)
     (tmp / "podman-run.txt").write_text(" ".join(argv) + "\n")
     sim = DelegateSimulator(cluster.api, interval=0.1, namespaces=[APPS_NS, KAFKA_NS])
     sim.run_in_thread()
     try:
         podman(*argv[1:])
-        yield {"run": run, "name": name, "sim": sim, "tmp": tmp, "container": container}
+        yield {
+            "run": run,
+            "name": name,
+            "sim": sim,
+            "tmp": tmp,
+            "container": container,
+            "podman_run": podman_run,
+        }
     finally:
         sim.stop()
         logs = podman("logs", name, check=False)
@@ -404,10 +419,10 @@ def test_the_container_runs_as_the_deployment_says(
     assert facts["token"] and facts["namespace"] == SYSTEM_NS
     assert not facts["kubeconfig"], "in-cluster credentials only"
     assert facts["settings"] == ["settings.yaml"]
-    # PID 1 is the Deployment's command with its args (the console script runs on python).
+    # PID 1 is the image's entrypoint, tini, with the Deployment's args (it sets no command).
     args = container["args"]
-    assert facts["pid1"][-len(args) :] == args
-    assert Path(facts["pid1"][-len(args) - 1]).name == container["command"][0]
+    assert "command" not in container
+    assert facts["pid1"] == ["/usr/bin/tini", "-e", "143", "--", "federator", *args]
     for env in container["env"]:
         assert facts["pid1_env"].get(env["name"]) == env["value"], env
     limit = quantity_bytes(container["resources"]["limits"]["memory"])
@@ -479,3 +494,19 @@ def test_sigterm_ends_the_operator_with_exit_code_0(pod: dict[str, Any]) -> None
     assert state["Status"] == "exited", state
     assert state["ExitCode"] == 0, f"{state}\n{logs_of(pod)}"
     assert not state.get("OOMKilled"), state
+
+
+def test_sigterm_right_at_start_is_not_lost(pod: dict[str, Any]) -> None:
+    """A SIGTERM as soon as the container runs, before the interpreter has its own handlers:
+    tini, PID 1, hands it on; the operator ends at once (143, reported as 0), instead of the
+    signal being dropped and the container killed at the end of the grace period."""
+    run, argv = pod["podman_run"](f"{pod['name']}-early")
+    name = argv[argv.index("--name") + 1]
+    try:
+        podman(*argv[1:])
+        podman("stop", "--time", str(run.grace_seconds), name)
+        state = container_state(name)
+        assert state["Status"] == "exited", state
+        assert state["ExitCode"] == 0, state
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)

@@ -19,7 +19,7 @@ Aspects covered:
   and build requirement locked at a version it accepts, nothing locked for a dependency that
   pyproject no longer names);
 - final stage: only the virtualenv copied from the builder; no compiler, package manager install
-  or pip install; a numeric non-root USER (65532) last; ``ENTRYPOINT ["federator"]`` and
+  or pip install; a numeric non-root USER (65532) last; ``ENTRYPOINT`` tini then ``federator`` and
   ``CMD ["run"]`` in exec form, ``federator`` being pyproject's console script;
 - OCI labels: source, title, description, licenses, version (and revision), consistent with
   pyproject (name, description, license, version);
@@ -272,8 +272,14 @@ def test_entrypoint_runs_the_operator(parser: DockerfileParser, pyproject: dict[
     final = stages(parser)[-1]
     (entrypoint,) = instructions(final, "ENTRYPOINT")
     (cmd,) = instructions(final, "CMD")
-    # Exec form: federator is PID 1 and gets SIGTERM (kopf shuts down cleanly).
-    assert json.loads(entrypoint) == ["federator"]
+    # Exec form: tini is PID 1 (a signal sent before federator's handlers are in is not
+    # dropped) and runs federator, which gets SIGTERM (kopf shuts down cleanly); tini reports
+    # an early SIGTERM's 143 as 0.
+    assert json.loads(entrypoint) == ["/usr/bin/tini", "-e", "143", "--", "federator"]
+    (builder,) = stages(parser)[:-1]
+    copies = " ".join(instructions(final, "COPY"))
+    assert "--from=builder /usr/bin/tini-static /usr/bin/tini" in copies
+    assert any("tini" in run for run in instructions(builder, "RUN"))
     assert json.loads(cmd) == ["run"]
     assert "federator" in pyproject["project"]["scripts"]
     assert any("/opt/federator/bin" in env for env in instructions(final, "ENV"))

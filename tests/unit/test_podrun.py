@@ -80,7 +80,7 @@ def test_the_default_render(helm: Path) -> None:
         str(quantity_bytes(container["resources"]["limits"]["memory"]))
     ]
     assert pairs(flags, "--env") == [f"{e['name']}={e['value']}" for e in container["env"]]
-    assert pairs(flags, "--entrypoint") == ['["federator"]']
+    assert pairs(flags, "--entrypoint") == []  # the image's: tini, then federator
     assert run.args == tuple(container["args"]) and run.args[:1] == ("run",)
     assert pairs(flags, "--volume") == [
         "/host/settings:/etc/federator:ro",

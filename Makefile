@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: image lock install demo demo-real-spark test unit integration lint controlplane delegates bench chart chart-crd clean
+.PHONY: image lock install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart chart-crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ controlplane: $(STAMP)
 ## Build (cached) the real delegate operators the integration tests run against.
 delegates: $(STAMP)
 	$(BIN)/python -m federator.devcluster.delegates build all
+
+## Build (cached) the real Argo CD tests/integration/test_argocd.py runs (about 15 min cold).
+argocd: $(STAMP)
+	$(BIN)/python -m federator.devcluster.delegates build argocd
 
 demo: controlplane
 	$(BIN)/federator demo
@@ -52,12 +56,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests
 
-integration: controlplane delegates image
+integration: controlplane delegates argocd image
 	$(BIN)/pytest -m integration tests
 
 ## Everything CI runs: lint, unit and integration tests on the real control plane and the real
-## delegate operators.
-test: lint controlplane delegates image
+## delegate operators, the container image run as the chart's Deployment says, and a real
+## Argo CD syncing the chart and an application.
+test: lint controlplane delegates argocd image
 	$(BIN)/pytest tests
 
 CHART_VERSION = $(shell sed -n 's/^version: *//p' charts/federator/Chart.yaml)

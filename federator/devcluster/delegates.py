@@ -47,6 +47,7 @@ COMPLETE_MARKER = ".complete"
 _RECIPE_MODULES: dict[str, str] = {
     "kafka": "federator.devcluster.kafka_broker",
     "flink": "federator.devcluster.flink_operator",
+    "argocd": "federator.devcluster.argocd",
 }
 
 

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart chart-crd clean
+.PHONY: image lock install demo demo-real-spark test unit integration lint controlplane delegates argocd bench chart chart-crd clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ demo: controlplane
 demo-real-spark: controlplane delegates
 	$(BIN)/federator demo --real-spark
 
+## The container image (cached by content): podman and buildah from Debian packages, a base
+## image bootstrapped from Debian packages, the Dockerfile built on it (docs/image.md).
+image: $(STAMP)
+	$(BIN)/python -m federator.devcluster.image build
+
+## The image's locks with hashes, from pyproject.toml (runtime dependencies; the build backend).
+## pip-compile keeps the current pins where pyproject still accepts them.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links
+lock: $(STAMP)
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements/image.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --only-build-deps --build-deps-for wheel --output-file requirements/image-build.lock pyproject.toml
+
 lint: $(STAMP)
 	$(BIN)/ruff check federator tests bench
 	$(BIN)/ruff format --check federator tests bench
@@ -44,12 +56,13 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not integration' tests
 
-integration: controlplane delegates argocd
+integration: controlplane delegates argocd image
 	$(BIN)/pytest -m integration tests
 
 ## Everything CI runs: lint, unit and integration tests on the real control plane and the real
-## delegate operators, and a real Argo CD syncing the chart and an application.
-test: lint controlplane delegates argocd
+## delegate operators, the container image run as the chart's Deployment says, and a real
+## Argo CD syncing the chart and an application.
+test: lint controlplane delegates argocd image
 	$(BIN)/pytest tests
 
 CHART_VERSION = $(shell sed -n 's/^version: *//p' charts/federator/Chart.yaml)

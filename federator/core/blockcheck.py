@@ -6,9 +6,10 @@ federator's wiring needed a mapping it was even replaced without a word (`spark.
 Each block is checked here, every problem at its path:
 
 - types and fields, against the schema of the delegate that receives the block: the `spec` of the
-  vendored CRD for Spark and Flink, `deploymentschema` for Deployments. The block is a partial
-  spec: the fields federator renders are never required of the user (list items are whole,
-  so their required fields stay required);
+  vendored CRD for Spark and Flink (closed over the fields its operator reads where the CRD
+  keeps unknown fields: Lyft's FlinkApplication), `deploymentschema` for Deployments. The
+  block is a partial spec: the fields federator renders are never required of the user (list
+  items are whole, so their required fields stay required);
 - placement: a field that would move the child or its pods to another namespace, or rename the
   child, is refused with what federator does instead;
 - images: every image field, and the streamlet's own `image`, is parsed as an image reference.
@@ -90,10 +91,23 @@ def _type_problems(block: Mapping[str, Any], delegate: Delegate, base: str) -> I
 
 @cache
 def _json_schema(kind: str) -> Mapping[str, Any]:
+    delegate = delegates.BY_KIND[kind]
     converted: Mapping[str, Any] = openapi.to_json_schema(
-        _partial(spec_schema(delegates.BY_KIND[kind]))
+        _partial(_closed(spec_schema(delegate), delegate))
     )
     return converted
+
+
+def _closed(spec: Mapping[str, Any], delegate: Delegate) -> Mapping[str, Any]:
+    """The spec schema of a delegate whose CRD keeps unknown fields, closed over the fields
+    its operator reads (`Delegate.undeclared_spec_fields`), so an unknown field in a runtime
+    block is an error with a "did you mean" instead of stored and ignored."""
+    extra = delegate.undeclared_spec_fields
+    if extra is None:
+        return spec
+    closed = {k: v for k, v in spec.items() if k != "x-kubernetes-preserve-unknown-fields"}
+    closed["properties"] = {**spec.get("properties", {}), **extra}
+    return closed
 
 
 @cache

@@ -34,6 +34,7 @@ from federator.core.plan import (
     make_plan,
 )
 from federator.core.render import Child
+from federator.core.scope import CLUSTERWIDE, Scope
 from federator.core.settings import KafkaCluster
 
 REASON_EXTERNAL_TOPIC_UNSEEN = "ExternalTopicNotObserved"
@@ -45,14 +46,18 @@ Body = Mapping[str, Any]
 
 
 def to_read(
-    children: Sequence[Child], inventory: Sequence[InventoryItem], installed: Collection[str]
+    children: Sequence[Child],
+    inventory: Sequence[InventoryItem],
+    installed: Collection[str],
+    scope: Scope = CLUSTERWIDE,
 ) -> list[InventoryItem]:
     """The objects a reconcile reads: every desired child and every inventory entry, once each
     (a desired child's version first: a changed topic version is read at the one written), of
-    the kinds the cluster serves (the rest cannot exist)."""
+    the kinds the cluster serves (the rest cannot exist), in the namespaces this operator
+    serves (the rest it neither writes nor reads: `scope`)."""
     out: dict[Key, InventoryItem] = {}
     for item in (*(InventoryItem.from_child(c) for c in children), *inventory):
-        if delegates.BY_KIND[item.kind].served(installed):
+        if delegates.BY_KIND[item.kind].served(installed) and scope.serves(item.namespace):
             out.setdefault(item.key, item)
     return list(out.values())
 
@@ -140,6 +145,9 @@ class Decision:
     """The live children, each with its verdict."""
     uids: Mapping[Key, str | None]
     """The UID of each live object: the precondition of its deletion."""
+    kept: tuple[tuple[InventoryItem, ChildHealth], ...] = ()
+    """Owned children no longer desired that are not pruned, and why: their namespace is not
+    served by this operator (`scope`). They stay in the inventory and count."""
 
     @property
     def apply(self) -> tuple[Child, ...]:
@@ -149,20 +157,27 @@ class Decision:
     @property
     def prune(self) -> tuple[InventoryItem, ...]:
         """The owned children no longer desired, to delete (Retain topics are not among them:
-        they only leave the inventory)."""
-        return self.plan.prune
+        they only leave the inventory), in the namespaces this operator serves."""
+        kept = {item.key for item, _ in self.kept}
+        return tuple(i for i in self.plan.prune if i.key not in kept)
 
 
-def holding(plan: Plan, refused: Mapping[Key, ChildHealth]) -> dict[Key, ChildHealth]:
+def holding(
+    plan: Plan,
+    refused: Mapping[Key, ChildHealth],
+    out_of_scope: Mapping[Key, ChildHealth] | None = None,
+) -> dict[Key, ChildHealth]:
     """The verdicts of the children not written: the plan's held ones, and those the installed
     CRDs refuse (`crdcheck`), which win over every held reason but "not ours" and "not
     installed" (a child that waits for its topics is told at once that it will never be
-    applied)."""
+    applied). A child in a namespace this operator does not serve (`out_of_scope`) wins over
+    all: nothing there was read, so no other verdict about it stands."""
     held = {h.child.key: h.health for h in plan.held}
     keep = NOT_OURS | {REASON_DELEGATE_NOT_INSTALLED}
     for key, refusal in refused.items():
         if key not in held or held[key].reason not in keep:
             held[key] = refusal
+    held.update(out_of_scope or {})
     return held
 
 
@@ -178,15 +193,19 @@ def decide(
     marks: Mapping[Key, str] | None = None,
     refused: Mapping[Key, ChildHealth] | None = None,
     related: Mapping[Ref, Body | None] | None = None,
+    scope: Scope = CLUSTERWIDE,
 ) -> Decision:
     """The decision of one reconcile. `live`: the children that exist, by key (absent: not
     found); `inventory`: what status.children says federator owns; `owner`: the application's
     `<namespace>/<name>`; `installed`: the CRD names the cluster serves; `found`: this
     application's objects listed in the cluster (`lists_owned`); `marks`: what was recorded at
     each child's last spec-changing apply (`str`); `refused`: the children the
-    installed CRDs refuse (`crdcheck.verdict`), by key."""
+    installed CRDs refuse (`crdcheck.verdict`), by key; `scope`: the namespaces this operator
+    serves: nothing outside them is applied or pruned, whatever else is observed."""
     marks = marks or {}
     app = compiled.app
+    live = {key: body for key, body in live.items() if scope.serves(key[1])}
+    found = [f for f in found if scope.serves(f.key[1])]
     observed = {
         key: Observed.from_body(
             body,
@@ -211,11 +230,26 @@ def decide(
         external_topics={t.name for t in compiled.topology.topics if not t.managed},
         found=found,
     )
+    out_of_scope = {
+        c.key: refusal
+        for c in compiled.children
+        for refusal in [scope.refuse_write(c.kind, c.namespace, c.name)]
+        if refusal is not None
+    }
+    desired = {c.key for c in compiled.children}
+    kept = tuple(
+        (item, refusal)
+        for item in inventory
+        if item.key not in desired
+        for refusal in [scope.refuse_delete(item.kind, item.namespace, item.name)]
+        if refusal is not None
+    )
     return Decision(
         plan=plan,
-        held=holding(plan, refused or {}),
+        held=holding(plan, refused or {}, out_of_scope),
         observed=observed,
         uids={f.key: f.uid for f in found} | {k: o.uid for k, o in observed.items()},
+        kept=kept,
     )
 
 
@@ -307,7 +341,7 @@ def report(
                 owned=ours,
             )
         )
-    for item, judged in unpruned:
+    for item, judged in (*unpruned, *decision.kept):
         reports.append(ChildReport(kind=item.kind, name=item.name, health=judged))
         entries.append(Entry(item=item, health=judged))
     for item, body in external:

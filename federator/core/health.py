@@ -266,8 +266,14 @@ def aggregate(
             CONDITION_READY, False, REASON_NO_CHILDREN, "no children observed yet"
         )
     elif phase == Health.SUSPENDED.value and suspended:
+        # True: suspended is the state the spec asks for, reached. kstatus reads Ready=False as
+        # InProgress, so `kubectl wait`, Flux and every kstatus-based tool waited forever on a
+        # suspended application; the phase still says Suspended (Argo CD shows it).
         ready_condition = _condition(
-            CONDITION_READY, False, REASON_SUSPENDED, "suspended by spec.suspend"
+            CONDITION_READY,
+            True,
+            REASON_SUSPENDED,
+            f"suspended by spec.suspend: all {total} children suspended or healthy, as asked",
         )
     else:
         ready_condition = _condition(

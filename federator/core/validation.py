@@ -26,7 +26,7 @@ from federator.core import (
     topology,
 )
 from federator.core.appkind import API_VERSION, KIND
-from federator.core.delegates import FLINK_APPLICATION, TargetApis
+from federator.core.delegates import FLINK_APPLICATION, FLINK_DEPLOYMENT, TargetApis
 from federator.core.model import Application, Runtime
 from federator.core.problems import Code, Problem, format_path, suggest
 from federator.core.resources import application_crd_path
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.protocols import Validator
 
+_SESSION_NAME_MAX = FLINK_DEPLOYMENT.name_limit
+_SESSION_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+"""A session cluster's FlinkDeployment name: what `flinkSession` must be to name one."""
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -171,6 +174,18 @@ def _cel_mirror(app: Application) -> Iterable[Problem]:
                 code=Code.RUNTIME_BLOCK,
                 message="flinkSession is only allowed for flink streamlets on the Apache Flink "
                 "operator (a FlinkSessionJob)",
+            )
+        session = s.flink_session
+        if session is not None and (
+            len(session) > _SESSION_NAME_MAX or not _SESSION_NAME.fullmatch(session)
+        ):
+            yield Problem(
+                path=f"{s.path}.flinkSession",
+                code=Code.SCHEMA,
+                message=f"{session!r} cannot name a Flink session cluster: a "
+                "FlinkDeployment name is a DNS-1035 label (lower-case letters, digits and '-', "
+                "starting with a letter and ending with a letter or digit; its Services are "
+                f"named after it) of at most {_SESSION_NAME_MAX} characters",
             )
         ports = {*s.inlets, *s.outlets}
         for port in sorted(set(s.schemas) - ports):

@@ -68,7 +68,9 @@ class Finalizing(Owning):
         unlisted = [
             i
             for i in inventory
-            if i.key not in listed and delegates.BY_KIND[i.kind].served(discovered.installed)
+            if i.key not in listed
+            and delegates.BY_KIND[i.kind].served(discovered.installed)
+            and self.scope.serves(i.namespace)
         ]
         # Bounded work: only what the listing did not show is read, concurrently.
         for item, live in zip(
@@ -98,6 +100,18 @@ class Finalizing(Owning):
             observed=observed,
             found=found,
         )
+        # Nothing is deleted in a namespace this operator does not serve (nor read there, so
+        # `deletion_plan` never names it): what it would have deleted is named in an Event.
+        for item in inventory:
+            retained = (
+                item.kind == delegates.KAFKA_TOPIC.kind and policy is model.DeletionPolicy.RETAIN
+            )
+            refusal = self.scope.refuse_delete(item.kind, item.namespace, item.name)
+            if refusal is not None and not retained:
+                log.warning("%s: %s", owner, refusal.message)
+                self.kube.event(
+                    body, type_="Warning", reason=refusal.reason, message=refusal.message
+                )
 
         def delete(item: InventoryItem) -> bool | KubeError:
             user = acting_as(item.namespace, account)

@@ -7,7 +7,8 @@
 - Any child (label `app.kubernetes.io/managed-by: federator`) changed: remember it in the child
   cache (reconciles read children from there) and kick the application named by its
   `federator.io/application` annotation, so health follows the delegates (except the echo of
-  our own apply: the very version the applying reconcile already saw).
+  our own apply: the very version the applying reconcile already saw, and an application in
+  a namespace this operator does not serve: `core.scope`).
 - Application deleted: the finalizer deletes Delete-policy topics and cross-namespace
   children; the garbage collector removes the owned rest. A failure that retrying may fix
   holds the deletion (with backoff) for at most `FINALIZE_DEADLINE`; a refusal never does:
@@ -278,7 +279,9 @@ def _register_children(
         reconciler.cache.streamed(event.get("type"), event.get("object") or dict(body))
         owner = str(body.metadata.annotations.get(naming.APPLICATION_ANNOTATION, ""))
         namespace, _sep, name = owner.partition("/")
-        if not (namespace and name):
+        if not (namespace and name) or not workers.scope.serves(namespace):
+            # A child in a namespace shared with another operator (the Kafka namespace) may
+            # name an Application this operator does not serve: that one is not ours to kick.
             return
         meta = body.get("metadata") or {}
         echo = (

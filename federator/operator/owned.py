@@ -23,14 +23,16 @@ class Owning(Impersonating):
 
     def _owned_scopes(self, served: Mapping[str, Sequence[str]], installed: Any) -> Any:
         """(delegate, version, namespace) to list for an application's children: its own
-        namespace for every kind, every Kafka cluster's namespace for topics."""
+        namespace for every kind, every Kafka cluster's namespace for topics, among the
+        namespaces this operator serves."""
         for delegate in delegates.ALL:
             if not delegate.served(installed):
                 continue
             version = delegate.versions[0] if delegate.builtin else served[delegate.crd_name][0]
             if delegate.kind == delegates.KAFKA_TOPIC.kind:
                 for namespace in sorted({c.namespace for c in self.settings.kafka_clusters}):
-                    yield delegate, version, namespace
+                    if self.scope.serves(namespace):
+                        yield delegate, version, namespace
             else:
                 yield delegate, version, None
 

@@ -113,6 +113,7 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
             marks=self._marks_for(seen.live),
             refused=seen.refused,
             related=seen.related,
+            scope=self.scope,
         )
         # 3. act (I/O): `live` takes what the writes returned
         account = self._account(app)
@@ -162,7 +163,9 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
         cluster = self.settings.kafka_cluster(compiled.app.kafka_cluster)
         return Observation(
             discovered=discovered,
-            live=self._read(decide.to_read(compiled.children, inventory, installed), fresh, owner),
+            live=self._read(
+                decide.to_read(compiled.children, inventory, installed, self.scope), fresh, owner
+            ),
             found=self._owned(owner, installed, discovered.served, fresh=fresh) if listing else [],
             refused=self._refused(compiled.children, discovered),
             external=[
@@ -244,7 +247,9 @@ class Reconciler(Observing, Refusing, Applying, Finalizing):
             inventory = inventory + [
                 InventoryItem.from_body(f.body) for f in found if f.key not in known
             ]
-        unlisted = [i for i in decide.to_read((), inventory, installed) if i.key not in listed]
+        unlisted = [
+            i for i in decide.to_read((), inventory, installed, self.scope) if i.key not in listed
+        ]
         live = {**self._read(unlisted, fresh, owner), **listed}
         problems = tuple(str(p) for p in exc.problems)
         report = decide.report_invalid(

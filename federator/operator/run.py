@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
+from federator.core.scope import Scope
 from federator.core.settings import Settings
 from federator.core.sharding import Shard
 from federator.kube import connect
@@ -146,6 +147,7 @@ def run(
     metrics = Metrics(per_application=settings.operator.metrics_per_application)
     kube.on_write = metrics.count_api_write  # type: ignore[assignment]
     turns = Turns(RECONCILERS)  # a large reconcile passes its turn between chunks
+    watched = tuple(namespaces) or settings.operator.namespaces
     reconciler = Reconciler(
         kube=kube,
         settings=settings,
@@ -153,6 +155,7 @@ def run(
         schemas=CrdSchemaCache(kube),
         on_read=metrics.count_child_read,  # type: ignore[arg-type]
         pace=turns.pass_turn,
+        scope=Scope.of(watched),
     )
     workers = Workers(
         kube=kube,
@@ -161,8 +164,8 @@ def run(
         debounce=settings.operator.status_debounce_seconds,
         turns=turns,
         shard=reconciler.shard,
+        scope=reconciler.scope,
     )
-    watched = tuple(namespaces) or settings.operator.namespaces
     if settings.operator.metrics_port:
         metrics.start_server(settings.operator.metrics_port)
     liveness = (

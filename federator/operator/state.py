@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from federator.core import delegates, health, sharding
 from federator.core.keys import Key
+from federator.core.scope import CLUSTERWIDE, Scope
 from federator.core.settings import Settings
 from federator.kube.client import Kube, ResourceRef, split_api_version
 from federator.kube.crdschemas import CrdSchemaCache
@@ -77,6 +78,9 @@ class ReconcilerState:
     _judged: OrderedDict[Key, tuple[bytes, health.ChildHealth | None]] = field(
         default_factory=OrderedDict
     )
+    scope: Scope = CLUSTERWIDE
+    """The namespaces this operator serves (`-n`, else `operator.namespaces`, else all):
+    nothing outside them is reconciled, read as a child, written, pruned or deleted."""
 
     @property
     def shard(self) -> sharding.Shard:

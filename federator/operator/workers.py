@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federator.core import appkind, crdcheck, health
+from federator.core.scope import CLUSTERWIDE, Scope
 from federator.core.sharding import DEFAULT as DEFAULT_SHARD
 from federator.core.sharding import Shard
 from federator.core.status_types import Phase
@@ -70,6 +71,8 @@ class Workers:
     debounce: float = 0.2
     shard: Shard = DEFAULT_SHARD
     """The Applications this process serves (`core.sharding`)."""
+    scope: Scope = CLUSTERWIDE
+    """The namespaces whose Applications this process serves (`core.scope`)."""
     _dirty: set[AppKey] = field(default_factory=set)
     _tasks: dict[AppKey, asyncio.Task[None]] = field(default_factory=dict)
     _since: dict[AppKey, float] = field(default_factory=dict)  # first trigger while dirty
@@ -241,6 +244,8 @@ class Workers:
             return self._once(namespace, name, fresh=fresh)
 
     def _once(self, namespace: str, name: str, *, fresh: bool) -> Outcome | None:
+        if not self.scope.serves(namespace):
+            return None  # another operator's: never read, reconciled or written here
         known, cached = (False, None) if fresh else self.apps.lookup(app_key(namespace, name))
         body = dict(cached) if known and cached is not None else None
         if body is None:

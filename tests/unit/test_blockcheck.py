@@ -168,6 +168,30 @@ CASES: list[tuple[str, str, Any, str, Code, str]] = [
         Code.RUNTIME_FIELD,
         "FlinkApplication spec.parallelism must be an integer",
     ),
+    (
+        "lyft-typo-suggests",
+        "lyft",
+        {"paralelism": 4},
+        f"{P}.flink.paralelism",
+        Code.RUNTIME_FIELD,
+        "FlinkApplication spec has no field 'paralelism' (did you mean 'parallelism'?)",
+    ),
+    (
+        "lyft-another-operators-field",
+        "lyft",
+        {"sidecarContainers": [{"name": "envoy", "image": "envoy:1"}]},
+        f"{P}.flink.sidecarContainers",
+        Code.RUNTIME_FIELD,
+        "FlinkApplication spec has no field 'sidecarContainers'",
+    ),
+    (
+        "lyft-nested-typo-suggests",
+        "lyft",
+        {"taskManagerConfig": {"taskSlot": 2}},
+        f"{P}.flink.taskManagerConfig.taskSlot",
+        Code.RUNTIME_FIELD,
+        "did you mean 'taskSlots'?",
+    ),
     # --- types and fields, against the Deployment schema
     (
         "container-unknown-field-suggests",
@@ -427,7 +451,19 @@ VALID: dict[str, tuple[str, Any]] = {
         "apache",
         {"flinkConfiguration": {"state": {"backend": {"type": "rocksdb"}}}},
     ),
-    "lyft-unknown-field-kept": ("lyft", {"someFutureField": True}),
+    # Fields Lyft's operator reads that its CRD does not declare.
+    "lyft-undeclared-operator-fields": (
+        "lyft",
+        {"uiPort": 8081, "forceRollback": False, "tearDownVersionHash": "abc"},
+    ),
+    "lyft-declared-fields": (
+        "lyft",
+        {
+            "parallelism": 4,
+            "fallbackWithoutState": True,
+            "jobManagerConfig": {"nodeSelector": {"pool": "flink"}},
+        },
+    ),
     "container-open-pod-fields": (
         "container",
         {
@@ -619,3 +655,56 @@ def test_a_value_at_a_wired_path_is_refused_or_kept(
         assert all(item in rendered for item in value)  # wiring may be added, nothing dropped
     else:
         assert rendered == value
+
+
+LYFT_SPEC_FIELDS = frozenset(
+    [
+        "image",
+        "imagePullPolicy",
+        "imagePullSecrets",
+        "serviceAccountName",
+        "securityContext",
+        "flinkConfig",
+        "flinkVersion",
+        "taskManagerConfig",
+        "jobManagerConfig",
+        "jarName",
+        "parallelism",
+        "entryClass",
+        "programArgs",
+        "savepointInfo",
+        "savepointPath",
+        "savepointDisabled",
+        "deploymentMode",
+        "rpcPort",
+        "blobPort",
+        "queryPort",
+        "uiPort",
+        "metricsQueryPort",
+        "volumes",
+        "volumeMounts",
+        "restartNonce",
+        "deleteMode",
+        "scaleMode",
+        "allowNonRestoredState",
+        "forceRollback",
+        "maxCheckpointRestoreAgeSeconds",
+        "tearDownVersionHash",
+        "fallbackWithoutState",
+    ]
+)
+"""The JSON names of the Lyft operator's FlinkApplicationSpec (lyft/flinkk8soperator
+pkg/apis/app/v1beta1/types.go at 2099cc0, the commit the vendored CRD comes from)."""
+
+
+def test_a_lyft_block_is_checked_against_exactly_the_fields_its_operator_reads() -> None:
+    lyft = delegates.FLINK_APPLICATION
+    declared = set(blockcheck.spec_schema(lyft)["properties"])
+    assert set(lyft.undeclared_spec_fields or {}).isdisjoint(declared)
+    assert declared | set(lyft.undeclared_spec_fields or {}) == LYFT_SPEC_FIELDS
+    for field in LYFT_SPEC_FIELDS - {"jarName", "entryClass", "image"}:
+        body = app("lyft", {field: None})
+        unknown = [
+            p for p in validation.validate(body, SETTINGS).problems if "no field" in p.message
+        ]
+        assert unknown == [], field

@@ -544,12 +544,9 @@ def test_deployment_probes_and_ports(rendered: dict[str, str], name: str) -> Non
 
 def test_deployment_runs_federator_with_the_settings(rendered: dict[str, str]) -> None:
     c = container(rendered, "defaults")
-    assert c["command"] + c["args"] == [
-        "federator",
-        "run",
-        "--settings",
-        "/etc/federator/settings.yaml",
-    ]
+    # No command: the image's entrypoint (tini as PID 1, then federator) takes the args.
+    assert "command" not in c
+    assert c["args"] == ["run", "--settings", "/etc/federator/settings.yaml"]
     assert c["image"] == "ghcr.io/federator/federator:" + chart_meta()["appVersion"]
     pinned = container(rendered, "long-names")["image"]
     assert pinned == "ghcr.io/federator/federator@sha256:" + "0" * 64

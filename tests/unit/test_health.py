@@ -282,8 +282,11 @@ class TestAggregate:
         )
         ready = conditions_of(app)["Ready"]
         assert app.phase == "Suspended"
-        assert (ready.status, ready.reason) == ("False", "Suspended")
+        # Suspended as asked: Ready (kstatus reads Ready=False as InProgress, and a suspended
+        # application is not on its way anywhere), neither Reconciling nor Stalled.
+        assert (ready.status, ready.reason) == ("True", "Suspended")
         assert conditions_of(app)["Reconciling"].status == "False"
+        assert conditions_of(app)["Stalled"].status == "False"
 
     def test_suspended_all_healthy_still_suspended(self) -> None:
         assert (
@@ -515,6 +518,8 @@ class TestProperties:
         assert 0 <= app.ready <= app.total == len(reports)
         assert [c.type for c in app.conditions] == list(health.CONDITION_TYPES)
         ready = conditions_of(app)["Ready"]
-        assert (ready.status == "True") == (app.phase == "Healthy")
+        # Ready: in the state the spec asks for (healthy, or suspended by spec.suspend).
+        as_asked = app.phase == "Healthy" or (app.phase == "Suspended" and suspended)
+        assert (ready.status == "True") == as_asked
         if not problems and reports and not suspended:
             assert app.phase == health.worst(r.health.health for r in reports).value

@@ -100,6 +100,10 @@ class Delegate:
     refused in runtime blocks."""
     spec_schema: Mapping[str, Any] | None = None
     """The OpenAPI schema of its spec when no CRD carries one (a built-in kind)."""
+    undeclared_spec_fields: Mapping[str, Mapping[str, Any]] | None = None
+    """For a CRD that keeps unknown fields in its spec: the fields its operator reads that the
+    CRD does not declare, with their schemas. Runtime blocks are then checked against the
+    declared fields and these, closed: any other field is one the operator never reads."""
     argocd_health: str | None = None
     """The Lua health check the chart ships for Argo CD (charts/federator/argocd/<this>) when
     Argo CD has no built-in one for the kind; None when it has."""

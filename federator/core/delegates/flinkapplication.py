@@ -213,6 +213,16 @@ def _run_token(status: Mapping[str, Any]) -> str:
     return str(status.get("deployHash") or "")
 
 
+LYFT_UNDECLARED_SPEC_FIELDS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "uiPort": {"type": "integer"},
+    "forceRollback": {"type": "boolean"},
+    "tearDownVersionHash": {"type": "string"},
+}
+"""The fields of the Lyft operator's `FlinkApplicationSpec` (its Go type, at the commit the
+vendored CRD comes from) that the CRD leaves out of `spec.properties`. The CRD keeps unknown
+fields, so the API server stores a typo or a field of another operator (`sidecarContainers`)
+without a word, and the operator ignores it: the declared fields and these are all it reads."""
+
 FLINK_APPLICATION = Delegate(
     kind="FlinkApplication",
     group="flink.k8s.io",
@@ -228,4 +238,5 @@ FLINK_APPLICATION = Delegate(
     simulation=Simulation(step=flink_application_step, failure_states=LYFT_FAILURE_STATES),
     pods=PodSources(roles=(lyft_flink_role("jobmanager"), lyft_flink_role("taskmanager"))),
     namespace_setting=("flinkConfig", "kubernetes.namespace"),
+    undeclared_spec_fields=LYFT_UNDECLARED_SPEC_FIELDS,
 )

@@ -22,6 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except sharding.ShardError as exc:
         raise UsageError(f"--shard: {exc}") from None
+    _check_credentials(args.kubeconfig)
     from federator.operator.run import run
 
     run(
@@ -33,6 +34,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         priority=args.priority,
     )
     return EXIT_OK
+
+
+def _check_credentials(kubeconfig: str | None) -> None:
+    """Credentials must be there before the operator starts: without them the in-cluster loader's
+    'Service host/port is not set' reached the user as an internal error."""
+    from federator.kube import connect
+
+    try:
+        connect.configuration(kubeconfig)
+    except Exception as exc:  # ConfigException, OSError, YAML errors alike
+        if kubeconfig:
+            raise UsageError(f"--kubeconfig {kubeconfig}: cannot use it: {exc}") from None
+        raise UsageError(
+            "no cluster to run against: pass --kubeconfig FILE, set KUBECONFIG or create "
+            "~/.kube/config, or run in a pod (KUBERNETES_SERVICE_HOST/PORT and a "
+            f"service-account token; the in-cluster loader said: {exc})"
+        ) from None
 
 
 def register(subparsers: Any) -> None:

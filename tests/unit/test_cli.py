@@ -568,3 +568,30 @@ def test_crd(capsys: pytest.CaptureFixture[str], repo_root: Path) -> None:
     assert crd["metadata"]["name"] == "applications.federator.io"
     assert crd["spec"]["names"]["kind"] == "Application"
     assert out == (repo_root / "crds" / "application.yaml").read_text(encoding="utf-8")
+
+
+def test_run_without_a_cluster_says_how_to_give_one(tmp_path: Path) -> None:
+    """No kubeconfig anywhere and not in a pod: a usage error naming the ways to give
+    credentials (it was an 'internal error' from the in-cluster loader, exit 3)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "federator", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "no cluster to run against: pass --kubeconfig FILE, set KUBECONFIG" in done.stderr
+    assert "internal error" not in done.stderr
+    named = subprocess.run(
+        [sys.executable, "-m", "federator", "run", "--kubeconfig", str(tmp_path / "nope")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert named.returncode == 2, named.stderr
+    assert f"--kubeconfig {tmp_path / 'nope'}: cannot use it" in named.stderr

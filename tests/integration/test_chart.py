@@ -413,6 +413,13 @@ def test_cluster_wide_ha_install_and_uninstall_keeps_the_crds(
         "replicaCount=2",
         "--set",
         "peering.enabled=true",
+        # The peering CRDs are the release's own templates and its post-install hook creates
+        # a ClusterKopfPeering: --wait holds the hooks until the CRDs are established (without
+        # it, a hook run before the new kind was served failed the install once, on a loaded
+        # machine: "no matches for kind ClusterKopfPeering"). docs/install.md says the same.
+        "--wait",
+        "--timeout",
+        "3m",
     )
     status, peering = cluster.plane.request(
         "GET", "/apis/kopf.dev/v1/clusterkopfpeerings/federator"

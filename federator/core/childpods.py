@@ -100,30 +100,45 @@ def _flag(value: Any) -> Any:
     return value
 
 
+FLINK_POD_OPTIONS: Mapping[str, tuple[str, ...]] = {
+    "KUBERNETES_SERVICE_ACCOUNT": ("kubernetes.service-account",),
+    "JOB_MANAGER_SERVICE_ACCOUNT": (
+        "kubernetes.jobmanager.service-account",
+        "kubernetes.service-account",
+    ),
+    "TASK_MANAGER_SERVICE_ACCOUNT": (
+        "kubernetes.taskmanager.service-account",
+        "kubernetes.service-account",
+    ),
+    "KUBERNETES_HOSTNETWORK_ENABLED": ("kubernetes.hostnetwork.enabled",),
+    "JOB_MANAGER_ANNOTATIONS": ("kubernetes.jobmanager.annotations",),
+    "TASK_MANAGER_ANNOTATIONS": ("kubernetes.taskmanager.annotations",),
+}
+"""The Flink options that set fields of the JobManager's and TaskManager's pods, by their
+`KubernetesConfigOptions` field: the key, then the fallback keys Flink also reads it from. As
+Flink 1.17.1 (the real operator's) declares them: an integration test reads them from its jar."""
+_ROLE_OPTIONS = {"jobmanager": "JOB_MANAGER", "taskmanager": "TASK_MANAGER"}
+
+
 def _flink_conf(role: str) -> Callable[[str, Any], Iterator[Placement]]:
     """Flink's native Kubernetes options that set pod fields of the JobManager/TaskManager
-    (`KubernetesConfigOptions`), each under every key Flink reads it from: the role's own key
-    and its fallback, and a map option in its string and prefix-map forms."""
-    annotations = f"kubernetes.{role}.annotations"
+    (`FLINK_POD_OPTIONS`), each under every key Flink reads it from: the role's own key and its
+    fallback, and a map option in its string and prefix-map forms."""
+    field = _ROLE_OPTIONS[role]
+    service_account = FLINK_POD_OPTIONS[f"{field}_SERVICE_ACCOUNT"]
+    (host_network,) = FLINK_POD_OPTIONS["KUBERNETES_HOSTNETWORK_ENABLED"]
+    (annotations,) = FLINK_POD_OPTIONS[f"{field}_ANNOTATIONS"]
 
     def read(key: str, value: Any) -> Iterator[Placement]:
-        if key in service_account_options(role):
+        if key in service_account:
             yield ("spec", "serviceAccountName"), value, False
-        elif key == HOST_NETWORK_OPTION:
+        elif key == host_network:
             yield ("spec", "hostNetwork"), _flag(value), False
         elif key == annotations or key.startswith(annotations + "."):
             for name, text, _ in flinkconf.map_option({key: value}, annotations):
                 yield ("metadata", "annotations", name), text, False
 
     return read
-
-
-def service_account_options(role: str) -> tuple[str, str]:
-    """`kubernetes.<role>.service-account`, which falls back to `kubernetes.service-account`."""
-    return (f"kubernetes.{role}.service-account", "kubernetes.service-account")
-
-
-HOST_NETWORK_OPTION = "kubernetes.hostnetwork.enabled"
 
 
 # -- the table ---------------------------------------------------------------------------------

@@ -117,3 +117,12 @@ def test_allowed_options_stay_allowed_in_every_form() -> None:
         {"taskmanager.numberOfTaskSlots": "2"},
     ):
         assert verdict(conf) == (set(), set()), conf
+
+
+def test_every_pod_option_key_is_in_the_property() -> None:
+    """Every key Flink reads a pod option from (`FLINK_POD_OPTIONS`, checked against Flink's jars
+    by an integration test) is among the refused options written in every form above."""
+    from federator.core.childpods import FLINK_POD_OPTIONS
+
+    written = {key.split(f".{APPARMOR}")[0] for key, _ in REFUSED}
+    assert {key for keys in FLINK_POD_OPTIONS.values() for key in keys} <= written

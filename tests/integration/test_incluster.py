@@ -37,8 +37,9 @@ import pytest
 import yaml
 
 from federator.devcluster import crdfiles
-from federator.devcluster.harness import eventually, free_port
+from federator.devcluster.harness import eventually
 from federator.simulator import DelegateSimulator
+from integration import operator_settings
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -165,26 +166,7 @@ def pod(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     (sa_dir / "ca.crt").write_bytes(_ca_pem(ca))
     (sa_dir / "namespace").write_text(APPS_NS)
     settings = tmp / "settings.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "kafkaClusters": [
-                    {
-                        "name": "default",
-                        "strimziCluster": "pipelines-strimzi",
-                        "namespace": KAFKA_NS,
-                        "bootstrapServers": "pipelines-strimzi-kafka-bootstrap:9092",
-                    }
-                ],
-                "operator": {
-                    "metricsPort": free_port(),
-                    "livenessPort": free_port(),
-                    "resyncSeconds": 30,
-                    "statusDebounceSeconds": 0.1,
-                },
-            }
-        )
-    )
+    operator_settings.write(settings, KAFKA_NS)
     yield {"sa_dir": sa_dir, "home": home, "settings": settings, "tmp": tmp}
 
 

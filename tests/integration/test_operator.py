@@ -34,9 +34,9 @@ from federator.devcluster import crdfiles
 from federator.devcluster.harness import (
     OperatorProcess,
     eventually,
-    free_port,
 )
 from federator.simulator import DelegateSimulator
+from integration import operator_settings
 
 if TYPE_CHECKING:
     from conftest import Cluster
@@ -59,26 +59,7 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         cluster.ensure_namespace(ns)
     tmp = tmp_path_factory.mktemp("operator")
     settings = tmp / "settings.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "kafkaClusters": [
-                    {
-                        "name": "default",
-                        "strimziCluster": "pipelines-strimzi",
-                        "namespace": KAFKA_NS,
-                        "bootstrapServers": "pipelines-strimzi-kafka-bootstrap:9092",
-                    }
-                ],
-                "operator": {
-                    "metricsPort": free_port(),
-                    "livenessPort": free_port(),
-                    "resyncSeconds": 30,
-                    "statusDebounceSeconds": 0.1,
-                },
-            }
-        )
-    )
+    operator_settings.write(settings, KAFKA_NS)
     operator = OperatorProcess(
         settings, cluster.kubeconfig, tmp / "operator.log", namespaces=[APPS_NS, KAFKA_NS]
     )
